@@ -1,0 +1,10 @@
+# Assemble each kernel into a program file: the seed corpus of the program-reader fuzzer.
+file(MAKE_DIRECTORY ${OUT})
+string(REPLACE "|" ";" KERNELS "${KERNELS}")
+foreach(k ${KERNELS})
+  get_filename_component(name ${k} NAME_WE)
+  execute_process(COMMAND ${OPENTRN} asm ${k} -o ${OUT}/${name}.prog --no-verify RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "assembling ${k} failed")
+  endif()
+endforeach()

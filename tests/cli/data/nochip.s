@@ -1,0 +1,2 @@
+.engine vector
+    memset sb.fp32[0:128]@0[1,4], 0
