@@ -21,7 +21,7 @@ ot_cli_test(verify_engine_mem 1 "gpsimd\\[0\\].*\\[ENGINE_MEM\\] dst: gpsimd can
 ot_cli_test(verify_ok 0 "verified for trn1" verify ${OT_KDIR}/layernorm.s --chip trn1)
 ot_cli_test(verify_no_chip 2 "no chip" verify ${OT_DATA}/nochip.s)
 ot_cli_test(verify_bad_chip 1 "" verify ${OT_KDIR}/gelu.s --chip no-such-chip)
-ot_cli_test(disasm_garbage 1 "header|bytes" disasm ${OT_DATA}/garbage.prog)
+ot_cli_test(disasm_garbage 1 "header|bytes" disasm ${OT_DATA}/garbage.bin)
 ot_cli_test(isa 0 "# OpenTRN instruction set" isa)
 ot_cli_test(demo 0 "no violations" demo)
 # asm -> disasm -> asm -> disasm gives the same listing, through the command line.
