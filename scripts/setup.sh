@@ -3,7 +3,7 @@
 # Needs root, or sudo, when something is missing; prints the command otherwise.
 set -eu
 PACKAGES="build-essential cmake ninja-build pkg-config zlib1g-dev libcjson-dev libcmocka-dev \
-clang libclang-rt-14-dev python3 python3-torch python3-numpy"
+clang libclang-rt-14-dev python3 python3-torch python3-numpy libopenblas-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -16,6 +16,7 @@ int cli_chip(int argc, char **argv);
 int cli_asm(int argc, char **argv);
 int cli_disasm(int argc, char **argv);
 int cli_verify(int argc, char **argv);
+int cli_run(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_isa(int argc, char **argv);
 

@@ -15,6 +15,7 @@ static const cli_command commands[] = {
   {"asm",    cli_asm,    "assemble a kernel (.s) into a program file (.prog)"},
   {"disasm", cli_disasm, "print a program file as assembly"},
   {"verify", cli_verify, "check a program (or kernel source) against a chip's rules"},
+  {"run",    cli_run,    "run a program on a simulated chip: .npy inputs and outputs, stats, trace"},
   {"isa",    cli_isa,    "print the instruction-set reference (docs/isa.md)"},
   {"demo",   cli_demo,   "the main job: show the trn2 chip, assemble, verify and disassemble a kernel"},
 };

@@ -1,0 +1,316 @@
+/* TensorE: LoadStationary (ldweights), MultiplyMoving (matmul) and the PE-array transpose;
+** VectorE's transpose32 shares the transpose body.
+**
+** matmul is the simulator's hot loop, so its fp32 kernel is blocked into 6 x 16 output tiles
+** held in registers, with the stationary and moving operands packed so each k step reads two
+** contiguous streams.  Blocking only changes which outputs are computed together: every
+** output still adds its K products in k order, one rounding per multiply and per add, so the
+** result is the same as the obvious triple loop (tests/sim/test_exec_pe.c checks bit for bit).
+** -ffp-contract=off keeps the compiler from fusing the multiply and the add. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/sim_exec_int.h"
+
+#define MB 6  /* output rows (stationary columns, m) per tile */
+#define NB 16 /* output columns (moving columns, n) per tile */
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define MM_X86_DISPATCH 1
+#endif
+
+#if defined(__GNUC__)
+#define MM_INLINE static inline __attribute__((always_inline))
+#else
+#define MM_INLINE static inline
+#endif
+
+/* ---- the fp32 kernel ----------------------------------------------------------------------- */
+/* Portable tile: plain loops the compiler vectorises for whatever the baseline target has. */
+MM_INLINE void mm_tile_plain(float *t, uint64_t ld, const float *sp, const float *bp, uint32_t K) {
+  float acc[MB][NB];
+  for (int i = 0; i < MB; i++)
+    for (int j = 0; j < NB; j++) acc[i][j] = t[i * ld + j];
+  for (uint32_t k = 0; k < K; k++, sp += MB, bp += NB)
+    for (int i = 0; i < MB; i++)
+      for (int j = 0; j < NB; j++) acc[i][j] = acc[i][j] + sp[i] * bp[j];
+  for (int i = 0; i < MB; i++)
+    for (int j = 0; j < NB; j++) t[i * ld + j] = acc[i][j];
+}
+
+#if MM_X86_DISPATCH
+typedef float mm_v8 __attribute__((vector_size(32)));
+
+/* Macros, not functions: a vector passed or returned by value would change the ABI between
+** the AVX2 and the baseline build of the same code (-Wpsabi). */
+#define MM_LOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define MM_STORE(p, v) memcpy((p), &(v), sizeof(v))
+#define MM_SPLAT(x) ((mm_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+/* Row i of the tile: two 8-lane accumulators, loaded, updated with s = sp[i], stored. */
+#define MM_ROW_LOAD(i) MM_LOAD(c##i##a, t + (i) * ld), MM_LOAD(c##i##b, t + (i) * ld + 8)
+#define MM_ROW_STEP(i) s = MM_SPLAT(sp[i]), c##i##a = c##i##a + s * b0, c##i##b = c##i##b + s * b1
+#define MM_ROW_STORE(i) MM_STORE(t + (i) * ld, c##i##a), MM_STORE(t + (i) * ld + 8, c##i##b)
+
+/* Rows i of the tile at t + i * ld: t[MB][NB] += sp[k][MB]^T . bp[k][NB], k in order, twelve
+** 8-lane accumulators in AVX registers (a multiply, then an add: two roundings per step). */
+MM_INLINE void mm_tile_v8(float *t, uint64_t ld, const float *sp, const float *bp, uint32_t K) {
+  mm_v8 c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, b0, b1, s;
+  MM_ROW_LOAD(0), MM_ROW_LOAD(1), MM_ROW_LOAD(2), MM_ROW_LOAD(3), MM_ROW_LOAD(4), MM_ROW_LOAD(5);
+  for (uint32_t k = 0; k < K; k++, sp += MB, bp += NB) {
+    MM_LOAD(b0, bp), MM_LOAD(b1, bp + 8);
+    MM_ROW_STEP(0), MM_ROW_STEP(1), MM_ROW_STEP(2), MM_ROW_STEP(3), MM_ROW_STEP(4), MM_ROW_STEP(5);
+  }
+  MM_ROW_STORE(0), MM_ROW_STORE(1), MM_ROW_STORE(2), MM_ROW_STORE(3), MM_ROW_STORE(4), MM_ROW_STORE(5);
+}
+#endif
+
+#if MM_X86_DISPATCH
+#define MM_TILE(v8, ...) ((v8) ? mm_tile_v8(__VA_ARGS__) : mm_tile_plain(__VA_ARGS__))
+#else
+#define MM_TILE(v8, ...) ((void)(v8), mm_tile_plain(__VA_ARGS__))
+#endif
+
+/* Copy the valid part of the tile at (m0, n0) between C (row pitch ldc) and a dense tile. */
+MM_INLINE void mm_tile_io(float *C, uint64_t ldc, float *t, uint32_t M, uint32_t N, uint32_t m0, uint32_t n0,
+                          bool load) {
+  for (uint32_t i = 0; i < MB; i++)
+    for (uint32_t j = 0; j < NB; j++) {
+      bool in = m0 + i < M && n0 + j < N;
+      float *c = in ? &C[(uint64_t)(m0 + i) * ldc + n0 + j] : NULL;
+      if (load) t[i * NB + j] = c ? *c : 0.0f;
+      else if (c) *c = t[i * NB + j];
+    }
+}
+
+/* n blocks outer so one packed moving panel (K x 16 floats) stays in L1 across all m blocks.
+** Whole tiles are updated in place in C; edge tiles through a zero-padded copy. */
+MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
+                      bool v8) {
+  uint32_t nmb = (M + MB - 1) / MB, nnb = (N + NB - 1) / NB;
+  float t[MB * NB];
+  for (uint32_t nb = 0; nb < nnb; nb++)
+    for (uint32_t mb = 0; mb < nmb; mb++) {
+      uint32_t m0 = mb * MB, n0 = nb * NB;
+      const float *sp = Sp + (uint64_t)mb * K * MB, *bp = Bp + (uint64_t)nb * K * NB;
+      if (m0 + MB <= M && n0 + NB <= N) {
+        MM_TILE(v8, C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K);
+        continue;
+      }
+      mm_tile_io(C, ldc, t, M, N, m0, n0, true);
+      MM_TILE(v8, t, NB, sp, bp, K);
+      mm_tile_io(C, ldc, t, M, N, m0, n0, false);
+    }
+}
+
+static void mm_run_generic(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M,
+                           uint32_t N) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, false);
+}
+
+#if MM_X86_DISPATCH
+/* The same code with 256-bit vectors (no FMA: multiply and add stay separate roundings). */
+__attribute__((target("avx2"))) static void mm_run_avx2(float *C, uint64_t ldc, const float *Sp, const float *Bp,
+                                                         uint32_t K, uint32_t M, uint32_t N) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, true);
+}
+#endif
+
+/* Packing: Sp[mb][k][MB] from S [K][M], and row k of B into Bp[nb][k][NB], zero-padded, so
+** each k step of a tile reads 6 + 16 consecutive floats.  mm_pack_block copies w <= n floats
+** and zeroes the rest (fixed-size copies for whole blocks, which the compiler inlines). */
+MM_INLINE void mm_pack_block(float *d, const float *s, uint32_t w, uint32_t n) {
+  if (w == n && n == MB) memcpy(d, s, MB * sizeof *d);
+  else if (w == n && n == NB) memcpy(d, s, NB * sizeof *d);
+  else for (uint32_t i = 0; i < n; i++) d[i] = i < w ? s[i] : 0.0f;
+}
+
+static void mm_pack_s(float *Sp, const float *S, uint32_t K, uint32_t M) {
+  uint32_t nmb = (M + MB - 1) / MB;
+  for (uint32_t k = 0; k < K; k++)
+    for (uint32_t mb = 0; mb < nmb; mb++) {
+      uint32_t m0 = mb * MB;
+      mm_pack_block(Sp + ((uint64_t)mb * K + k) * MB, S + (uint64_t)k * M + m0, M - m0 < MB ? M - m0 : MB, MB);
+    }
+}
+
+static void mm_pack_b_row(float *Bp, const float *row, uint32_t k, uint32_t K, uint32_t N) {
+  uint32_t nnb = (N + NB - 1) / NB;
+  for (uint32_t nb = 0; nb < nnb; nb++) {
+    uint32_t n0 = nb * NB;
+    mm_pack_block(Bp + ((uint64_t)nb * K + k) * NB, row + n0, N - n0 < NB ? N - n0 : NB, NB);
+  }
+}
+
+static uint64_t mm_packed_s(uint32_t K, uint32_t M) { return (uint64_t)(M + MB - 1) / MB * MB * K; }
+static uint64_t mm_packed_b(uint32_t K, uint32_t N) { return (uint64_t)(N + NB - 1) / NB * NB * K; }
+
+/* C += S^T . B from packed operands; row m of C at C + m * ldc. */
+static void mm_compute(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N) {
+#if MM_X86_DISPATCH
+  if (__builtin_cpu_supports("avx2")) {
+    mm_run_avx2(C, ldc, Sp, Bp, K, M, N);
+    return;
+  }
+#endif
+  mm_run_generic(C, ldc, Sp, Bp, K, M, N);
+}
+
+ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, uint32_t M, uint32_t N) {
+  if (!K || !M || !N) return OT_OK;
+  float *Sp = malloc(mm_packed_s(K, M) * sizeof *Sp), *Bp = malloc(mm_packed_b(K, N) * sizeof *Bp);
+  if (Sp && Bp) {
+    mm_pack_s(Sp, S, K, M);
+    for (uint32_t k = 0; k < K; k++) mm_pack_b_row(Bp, B + (uint64_t)k * N, k, K, N);
+    mm_compute(C, N, Sp, Bp, K, M, N);
+  }
+  ot_status st = Sp && Bp ? OT_OK : OT_ENOMEM;
+  free(Sp), free(Bp);
+  return st;
+}
+
+/* ---- LoadStationary ------------------------------------------------------------------------ */
+ot_status exec_ldweights(ot_exec_op *e) {
+  ot_core_state *core = e->x->mem.core;
+  const ot_chip *c = e->x->chip;
+  const ot_view *src = &e->v[0];
+  uint64_t K = src->parts, M = src->free_elems;
+  /* The stationary buffer holds rows x cols floats; stationary_fmax may not exceed cols. */
+  uint32_t mmax = c->tensor.stationary_fmax < c->tensor.cols ? c->tensor.stationary_fmax : c->tensor.cols;
+  if (K > c->tensor.rows || M == 0 || M > mmax)
+    return exec_fail(e, "src: stationary [%llu, %llu], the PE array holds up to [%u rows, %u columns]",
+                     (unsigned long long)K, (unsigned long long)M, c->tensor.rows, mmax);
+  if (!core || !core->stationary) return exec_fail(e, "TensorE has no stationary buffer in this context");
+  ot_status st = exec_check_init(e, 0);
+  if (st != OT_OK) return st;
+  ot_view_load_f32(&e->x->mem, src, core->stationary); /* [k][m]: iteration order */
+  core->stat_k = (uint32_t)K, core->stat_m = (uint32_t)M, core->stat_dtype = (uint8_t)src->dtype;
+  return OT_OK;
+}
+
+/* ---- MultiplyMoving ------------------------------------------------------------------------ */
+static ot_status matmul_check(ot_exec_op *e, const ot_core_state *core) {
+  const ot_view *dst = &e->v[0], *mov = &e->v[1];
+  if (!core || !core->stationary || core->stat_k == 0)
+    return exec_fail(e, "no stationary loaded: ldweights must precede matmul");
+  if (mov->parts != core->stat_k)
+    return exec_fail(e, "mov spans %u partitions, the stationary loaded by ldweights is [K=%u, M=%u]: mov needs K = %u",
+                     mov->parts, core->stat_k, core->stat_m, core->stat_k);
+  if (dst->parts != core->stat_m)
+    return exec_fail(e, "dst spans %u partitions, the stationary loaded by ldweights is [K=%u, M=%u]: dst needs M = %u",
+                     dst->parts, core->stat_k, core->stat_m, core->stat_m);
+  if (dst->free_elems != mov->free_elems)
+    return exec_fail(e, "dst has %llu elements per partition, mov %llu: dst [M, N] needs mov's N",
+                     (unsigned long long)dst->free_elems, (unsigned long long)mov->free_elems);
+  bool bf16_ok = dst->dtype == OT_DT_BF16 && e->x->chip->generation >= 4;
+  if (dst->dtype != OT_DT_FP32 && !bf16_ok)
+    return exec_fail(e, "dst is %s; matmul writes fp32 PSUM (or bf16 from generation 4; this chip is %u)",
+                     ot_dtype_name(dst->dtype), e->x->chip->generation);
+  return OT_OK;
+}
+
+/* acc=1 continues an accumulation group: every dst word must have been last written by a
+** matmul (trainium.md §2.4 calls anything else undefined; we make it an error). */
+static ot_status matmul_check_acc(ot_exec_op *e) {
+  const ot_view *dst = &e->v[0];
+  uint64_t bad = 0, F = dst->free_elems ? dst->free_elems : 1;
+  if (ot_view_is_mm_written(&e->x->mem, dst, &bad)) return OT_OK;
+  return exec_fail(e, "accumulating into an uninitialised PSUM bank: dst element %llu (partition %llu, free index %llu) "
+                      "was not last written by a matmul (use acc=0 to start an accumulation group)",
+                   (unsigned long long)bad, (unsigned long long)(dst->part_start + bad / F), (unsigned long long)(bad % F));
+}
+
+/* The moving tensor [K][N] straight into packed panels, a partition row at a time. */
+static ot_status matmul_load_moving(ot_exec_op *e, float *Bp, uint32_t K, uint32_t N) {
+  const ot_view *mov = &e->v[1];
+  ot_status st = exec_check_init(e, 1);
+  float *row = exec_alloc(e, N, sizeof *row);
+  if (st != OT_OK || !row) return st != OT_OK ? st : OT_ENOMEM;
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, &e->x->mem, mov);
+  for (uint32_t k = 0; k < 4 && k < K; k++) ot_view_prefetch_partition(&e->x->mem, mov, k);
+  for (uint32_t k = 0; k < K; k++) {
+    ot_view_prefetch_partition(&e->x->mem, mov, k + 4); /* a few rows ahead */
+    ot_cursor_load_f32(&e->x->mem, mov, &c, row, N);
+    mm_pack_b_row(Bp, row, k, K, N);
+  }
+  return OT_OK;
+}
+
+/* An fp32 PSUM destination laid out as dense rows (one run per partition, 4-byte aligned) is
+** accumulated in place: no copy of PSUM in and out.  Not under the NaN trap, which must see
+** the results before they are written, nor when stores saturate or draw random numbers. */
+static float *matmul_inplace(ot_exec_op *e, uint64_t *ldc) {
+  const ot_view *dst = &e->v[0];
+  const ot_cvt *c = &e->x->cvt;
+  ot_sram *ps = ot_mem_sram(&e->x->mem, dst->mem);
+  bool plain = (c->round != OT_ROUND_STOCHASTIC || !c->rng) && !c->saturate;
+  if (dst->dtype != OT_DT_FP32 || !ps || !plain || e->x->trap_nonfinite || ps->part_bytes % 4 || dst->offset % 4)
+    return NULL;
+  uint64_t n = 1;
+  for (unsigned d = dst->ndim; d-- > 0;) { /* innermost first: each dim continues the previous */
+    if (dst->size[d] != 1 && dst->stride[d] != (int64_t)(4 * n)) return NULL;
+    n *= dst->size[d];
+  }
+  *ldc = ps->part_bytes / 4;
+  return (float *)(void *)(ps->data + (uint64_t)dst->part_start * ps->part_bytes + dst->offset);
+}
+
+/* The accumulator C (row m at C + m * ldc): dst's own PSUM rows when matmul_inplace allows,
+** else a copy (*copy).  It starts from dst's values for acc=1, from zeros for acc=0. */
+static ot_status matmul_accumulator(ot_exec_op *e, uint32_t M, uint32_t N, float **C, uint64_t *ldc, bool *copy) {
+  bool acc = e->in->o[2].i != 0;
+  ot_status st = acc ? matmul_check_acc(e) : OT_OK;
+  if (st != OT_OK) return st;
+  *C = matmul_inplace(e, ldc);
+  *copy = *C == NULL;
+  if (*copy) {
+    *ldc = N;
+    if (!(*C = exec_alloc(e, (uint64_t)M * N, sizeof **C))) return OT_ENOMEM;
+    if (acc) ot_view_load_f32(&e->x->mem, &e->v[0], *C);
+    else memset(*C, 0, (size_t)M * N * sizeof **C);
+    return OT_OK;
+  }
+  for (uint32_t m = 0; !acc && m < M; m++) memset(*C + m * *ldc, 0, (size_t)N * sizeof **C);
+  return OT_OK;
+}
+
+ot_status exec_matmul(ot_exec_op *e) {
+  ot_core_state *core = e->x->mem.core;
+  ot_status st = matmul_check(e, core);
+  if (st != OT_OK) return st;
+  uint32_t K = core->stat_k, M = core->stat_m, N = (uint32_t)e->v[1].free_elems;
+  float *Sp = exec_alloc(e, mm_packed_s(K, M), sizeof *Sp), *Bp = exec_alloc(e, mm_packed_b(K, N), sizeof *Bp), *C;
+  uint64_t ldc;
+  bool copy;
+  if (!Sp || !Bp) return OT_ENOMEM;
+  if ((st = matmul_load_moving(e, Bp, K, N)) || (st = matmul_accumulator(e, M, N, &C, &ldc, &copy))) return st;
+  mm_pack_s(Sp, core->stationary, K, M);
+  if (N) mm_compute(C, ldc, Sp, Bp, K, M, N);
+  if (copy) return exec_write_f32(e, 0, C, true);
+  ot_view_mark_written(&e->x->mem, &e->v[0], true);
+  return OT_OK;
+}
+
+/* ---- transposes ---------------------------------------------------------------------------- */
+/* transpose (PE array, SBUF -> PSUM) and transpose32 (VectorE): dst[f][p] = src[p][f], raw bits
+** when the types match, else through fp32 with rounding.  A PE transpose is a PE-array write,
+** so matmul may accumulate onto it. */
+ot_status exec_transpose(ot_exec_op *e) {
+  const ot_view *dst = &e->v[0], *src = &e->v[1];
+  uint64_t P = src->parts, F = src->free_elems;
+  if (dst->parts != F || dst->free_elems != P)
+    return exec_fail(e, "dst is [%u, %llu], the transpose of src [%llu, %llu] is [%llu, %llu]", dst->parts,
+                     (unsigned long long)dst->free_elems, (unsigned long long)P, (unsigned long long)F,
+                     (unsigned long long)F, (unsigned long long)P);
+  uint32_t *sb, *tb = exec_alloc(e, P * F, sizeof *tb);
+  if (!tb) return OT_ENOMEM;
+  ot_status st = exec_read_bits(e, 1, &sb);
+  if (st != OT_OK) return st;
+  exec_transpose_bits(sb, tb, P, F);
+  bool pe = e->in->op == OT_OP_TRANSPOSE;
+  if (dst->dtype == src->dtype) return exec_write_bits(e, 0, tb, pe);
+  float *f = exec_alloc(e, P * F, sizeof *f);
+  if (!f) return OT_ENOMEM;
+  ot_bits_to_f32_n(src->dtype, tb, f, P * F);
+  return exec_write_f32(e, 0, f, pe);
+}

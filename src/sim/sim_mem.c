@@ -1,0 +1,704 @@
+/* SBUF / PSUM / HBM storage, written-byte tracking and run-time views of access patterns.
+**
+** SBUF and PSUM are row-major: byte `off` of partition `p` is data[p * part_bytes + off] (the
+** linear address trainium.md §3.1 infers).  HBM is paged so a 96 GiB device costs only what a
+** program writes.  Elements are little endian whatever the host.  Every access goes through a
+** view that ot_view_resolve has bounds-checked, so nothing here can reach outside a memory. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isa/disasm.h"
+#include "sim/sim_exec_mem.h"
+
+#define HBM_PAGE ((uint64_t)1 << OT_HBM_PAGE_BITS)
+#define HBM_MASK (HBM_PAGE - 1)
+#define CHUNK 1024 /* elements staged on the stack by the fp32 load/store interface */
+
+/* ---- sites and errors -------------------------------------------------------------------- */
+void ot_site_format(const ot_site *s, char *buf, size_t cap) {
+  if (!buf || !cap) return;
+  if (!s) { snprintf(buf, cap, "(unknown site)"); return; }
+  char text[512] = "";
+  if (s->insn) {
+    /* An unverified instruction may claim more dims than a pattern holds: print a clamped copy. */
+    ot_insn in = *s->insn;
+    const ot_opcode_info *info = in.op < OT_OP_COUNT ? &ot_opcodes[in.op] : NULL;
+    for (unsigned k = 0; info && k < info->n_operands && k < OT_MAX_OPERANDS; k++) {
+      ot_operand_kind kind = info->operands[k].kind;
+      bool ap = kind == OT_OK_AP || (kind == OT_OK_VAL && in.o[k].tag == OT_TAG_AP);
+      if (ap && in.o[k].ap.ndim > OT_AP_MAX_DIMS) in.o[k].ap.ndim = OT_AP_MAX_DIMS;
+    }
+    FILE *f = fmemopen(text, sizeof text, "w");
+    if (f) { ot_insn_print(f, &in, s->prog); fclose(f); }
+    text[sizeof text - 1] = '\0';
+  }
+  char line[32] = "";
+  if (s->insn && s->insn->line) snprintf(line, sizeof line, " (line %u)", s->insn->line);
+  snprintf(buf, cap, "core %u %s pc %u%s `%s`", s->core, ot_engine_name(s->engine), s->pc, line, text);
+}
+
+ot_status ot_site_error(const ot_site *site, ot_error *err, const char *fmt, ...) {
+  char where[640], msg[1024];
+  ot_site_format(site, where, sizeof where);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  ot_error_set(err, OT_ERUNTIME, "%s: %s", where, msg);
+  return OT_ERUNTIME;
+}
+
+/* ---- bit sets (one bit per byte or per 4-byte word) --------------------------------------- */
+static bool bit_get(const uint8_t *b, uint64_t i) { return (b[i >> 3] >> (i & 7)) & 1u; }
+
+static void bit_put(uint8_t *b, uint64_t i, bool v) {
+  if (v) b[i >> 3] |= (uint8_t)(1u << (i & 7));
+  else b[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+static void bits_put_range(uint8_t *b, uint64_t lo, uint64_t n, bool v) {
+  uint64_t i = lo, end = lo + n;
+  for (; i < end && (i & 7); i++) bit_put(b, i, v);
+  if (end - i >= 8) {
+    uint64_t bytes = (end - i) >> 3;
+    memset(b + (i >> 3), v ? 0xFF : 0, bytes);
+    i += bytes << 3;
+  }
+  for (; i < end; i++) bit_put(b, i, v);
+}
+
+/* First index in [lo, lo + n) whose bit is clear, or lo + n; skips set bits 64 at a time. */
+static uint64_t bits_first_clear(const uint8_t *b, uint64_t lo, uint64_t n) {
+  uint64_t i = lo, end = lo + n, w;
+  for (; i < end && (i & 7); i++) if (!bit_get(b, i)) return i;
+  while (end - i >= 64 && (memcpy(&w, b + (i >> 3), 8), w == UINT64_MAX)) i += 64;
+  while (end - i >= 8 && b[i >> 3] == 0xFF) i += 8;
+  for (; i < end; i++) if (!bit_get(b, i)) return i;
+  return end;
+}
+
+/* ---- SBUF / PSUM --------------------------------------------------------------------------- */
+ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, bool track_mm, ot_error *err) {
+  memset(m, 0, sizeof *m);
+  if (partitions == 0 || part_bytes == 0 || part_bytes > (1ull << 40) / partitions)
+    return ot_error_set(err, OT_EINVAL, "SRAM of %u partitions x %llu bytes: sizes must be positive and below 2^40 bytes",
+                        partitions, (unsigned long long)part_bytes);
+  uint64_t bytes = (uint64_t)partitions * part_bytes;
+  m->partitions = partitions;
+  m->part_bytes = part_bytes;
+  m->data = calloc(bytes, 1);
+  m->written = calloc((bytes + 7) / 8, 1);
+  if (track_mm) m->mm_written = calloc((bytes / 4 + 8) / 8, 1);
+  if (!m->data || !m->written || (track_mm && !m->mm_written)) {
+    ot_sram_free(m);
+    return ot_error_set(err, OT_ENOMEM, "out of memory allocating %llu bytes of on-chip SRAM", (unsigned long long)bytes);
+  }
+  return OT_OK;
+}
+
+void ot_sram_free(ot_sram *m) {
+  if (!m) return;
+  free(m->data);
+  free(m->written);
+  free(m->mm_written);
+  memset(m, 0, sizeof *m);
+}
+
+ot_sram *ot_mem_sram(const ot_mem_ctx *m, ot_mem mem) {
+  if (!m || !m->core) return NULL;
+  if (mem == OT_MEM_SBUF) return &m->core->sbuf;
+  if (mem == OT_MEM_PSUM) return &m->core->psum;
+  return NULL;
+}
+
+/* ---- HBM ------------------------------------------------------------------------------------ */
+ot_status ot_hbm_init(ot_hbm *h, uint64_t bytes, ot_error *err) {
+  memset(h, 0, sizeof *h);
+  uint64_t n = (bytes + HBM_MASK) >> OT_HBM_PAGE_BITS;
+  h->pages = calloc(n ? n : 1, sizeof *h->pages);
+  if (!h->pages) return ot_error_set(err, OT_ENOMEM, "out of memory for the page table of %llu bytes of HBM", (unsigned long long)bytes);
+  h->bytes = bytes;
+  h->n_pages = n;
+  return OT_OK;
+}
+
+void ot_hbm_free(ot_hbm *h) {
+  if (!h) return;
+  for (uint64_t i = 0; h->pages && i < h->n_pages; i++) free(h->pages[i]);
+  free(h->pages);
+  memset(h, 0, sizeof *h);
+}
+
+/* Page i, allocated (zeroed) on demand when alloc; NULL if absent or out of memory. */
+static uint8_t *hbm_page(const ot_hbm *h, uint64_t i, bool alloc) {
+  if (!h->pages || i >= h->n_pages) return NULL;
+  if (!h->pages[i] && alloc) h->pages[i] = calloc(HBM_PAGE, 1);
+  return h->pages[i];
+}
+
+ot_status ot_hbm_write(ot_hbm *h, uint64_t off, const void *src, uint64_t n) {
+  if (!h || off > h->bytes || n > h->bytes - off) return OT_EINVAL;
+  const uint8_t *s = src;
+  while (n) {
+    uint64_t in = off & HBM_MASK, k = HBM_PAGE - in < n ? HBM_PAGE - in : n;
+    uint8_t *pg = hbm_page(h, off >> OT_HBM_PAGE_BITS, true);
+    if (!pg) return OT_ENOMEM;
+    memcpy(pg + in, s, k);
+    s += k, off += k, n -= k;
+  }
+  return OT_OK;
+}
+
+void ot_hbm_read(const ot_hbm *h, uint64_t off, void *dst, uint64_t n) {
+  uint8_t *d = dst;
+  while (n) {
+    uint64_t in = off & HBM_MASK, k = HBM_PAGE - in < n ? HBM_PAGE - in : n;
+    const uint8_t *pg = h && off < h->bytes ? hbm_page(h, off >> OT_HBM_PAGE_BITS, false) : NULL;
+    if (pg) memcpy(d, pg + in, k);
+    else memset(d, 0, k); /* never written (or, defensively, out of range): zeros */
+    d += k, off += k, n -= k;
+  }
+}
+
+/* ---- views --------------------------------------------------------------------------------- */
+/* The operand of the site's instruction that ap is (by address, then by value), for messages. */
+static const char *operand_name(const ot_site *site, const ot_ap *ap) {
+  if (!site || !site->insn || site->insn->op >= OT_OP_COUNT) return "operand";
+  const ot_opcode_info *info = &ot_opcodes[site->insn->op];
+  for (unsigned k = 0; k < info->n_operands; k++)
+    if (&site->insn->o[k].ap == ap) return info->operands[k].name;
+  for (unsigned k = 0; k < info->n_operands; k++) {
+    ot_operand_kind kind = info->operands[k].kind;
+    if ((kind == OT_OK_AP || kind == OT_OK_VAL) && !memcmp(&site->insn->o[k].ap, ap, sizeof *ap))
+      return info->operands[k].name;
+  }
+  return "operand";
+}
+
+static const char *mem_holder(ot_mem m) {
+  return m == OT_MEM_HBM ? "HBM" : m == OT_MEM_SBUF ? "an SBUF partition" : "a PSUM partition";
+}
+
+/* "offset 96 + r2 (-32) = 64" when a register moved the offset, else "". */
+static void offset_text(char *buf, size_t cap, const ot_ap *ap, const int32_t *regs, int64_t off) {
+  buf[0] = '\0';
+  if (ap->reg && regs)
+    snprintf(buf, cap, " (offset %llu + r%u (%d) = %lld)", (unsigned long long)ap->offset, ap->reg - 1u,
+             regs[ap->reg - 1], (long long)off);
+}
+
+/* Partitions and the byte limit of the memory ap names; false (with a message) if bad. */
+static ot_status view_place(ot_view *v, const ot_ap *ap, const ot_chip *chip, uint64_t *limit, const ot_site *site,
+                            ot_error *err, const char *name) {
+  if (ap->mem == OT_MEM_HBM) {
+    v->part_start = 0, v->parts = 1;
+    *limit = chip->hbm.bytes;
+    return OT_OK;
+  }
+  bool sb = ap->mem == OT_MEM_SBUF;
+  uint32_t P = sb ? chip->sbuf.partitions : chip->psum.partitions;
+  *limit = sb ? chip->sbuf.bytes_per_partition : chip->psum.bytes_per_partition;
+  if (ap->part_count == 0 || (uint32_t)ap->part_start + ap->part_count > P)
+    return ot_site_error(site, err, "%s: partitions %u..%d, the %s has 0..%u", name, ap->part_start,
+                         (int)ap->part_start + (int)ap->part_count - 1, sb ? "SBUF" : "PSUM", P - 1);
+  v->part_start = ap->part_start, v->parts = ap->part_count;
+  return OT_OK;
+}
+
+/* Byte span of the free dimensions relative to the offset: [lo, hi) with hi including the
+** last element.  False if some dimension alone spans more than limit bytes. */
+static bool view_span(const ot_view *v, uint64_t limit, int64_t *lo, int64_t *hi) {
+  int64_t mn = 0, mx = 0;
+  for (unsigned d = 0; d < v->ndim; d++) {
+    uint64_t steps = v->size[d] - 1;
+    uint64_t mag = v->stride[d] < 0 ? (uint64_t)(-v->stride[d]) : (uint64_t)v->stride[d];
+    if (steps && mag > limit / steps) return false;
+    int64_t span = v->stride[d] * (int64_t)steps;
+    if (span < 0) mn += span; else mx += span;
+  }
+  *lo = mn, *hi = mx + (int64_t)v->esize;
+  return true;
+}
+
+static ot_status view_dims(ot_view *v, const ot_ap *ap, const ot_site *site, ot_error *err, const char *name) {
+  uint64_t n = 1;
+  for (unsigned d = 0; d < v->ndim; d++) {
+    v->size[d] = ap->dim[d].size;
+    v->stride[d] = (int64_t)ap->dim[d].stride * (int64_t)v->esize;
+    if (ap->dim[d].size && n > OT_VIEW_MAX_ELEMS / ap->dim[d].size)
+      return ot_site_error(site, err, "%s: more than 2^40 elements per partition", name);
+    n *= ap->dim[d].size;
+  }
+  v->free_elems = n;
+  return OT_OK;
+}
+
+/* The offset with the register added; it must not be negative. */
+static ot_status view_offset(ot_view *v, const ot_ap *ap, const int32_t *regs, const ot_chip *chip, const ot_site *site,
+                             ot_error *err, const char *name, char *otext, size_t cap) {
+  otext[0] = '\0';
+  if (ap->offset > (1ull << 62)) /* far beyond any memory; keeps the arithmetic in int64 */
+    return ot_site_error(site, err, "%s: offset %llu, %s holds far less", name, (unsigned long long)ap->offset,
+                         mem_holder(v->mem));
+  int64_t off = (int64_t)ap->offset;
+  if (ap->reg) {
+    unsigned r = ap->reg - 1u;
+    if (!regs || r >= chip->seq.registers)
+      return ot_site_error(site, err, "%s: offset register r%u, the sequencer has r0..r%u", name, r, chip->seq.registers - 1);
+    off += regs[r];
+    offset_text(otext, cap, ap, regs, off);
+  }
+  if (off < 0) return ot_site_error(site, err, "%s: negative address%s", name, otext);
+  v->offset = (uint64_t)off;
+  return OT_OK;
+}
+
+/* Every byte of every element inside [0, limit). */
+static ot_status view_bounds(const ot_view *v, uint64_t limit, const ot_site *site, ot_error *err, const char *name,
+                             const char *otext) {
+  int64_t lo, hi, off = (int64_t)v->offset;
+  if (limit > (1ull << 60)) limit = 1ull << 60; /* keeps the sums below in int64 */
+  if (v->offset > limit)
+    return ot_site_error(site, err, "%s: offset %llu%s, %s holds %llu bytes", name, (unsigned long long)v->offset, otext,
+                         mem_holder(v->mem), (unsigned long long)limit);
+  if (v->free_elems == 0) return OT_OK; /* touches nothing */
+  if (!view_span(v, limit, &lo, &hi))
+    return ot_site_error(site, err, "%s: the pattern reaches beyond the %llu bytes %s holds%s", name,
+                         (unsigned long long)limit, mem_holder(v->mem), otext);
+  if (off + lo < 0 || (uint64_t)(off + hi) > limit)
+    return ot_site_error(site, err, "%s: bytes %lld..%lld%s, %s holds %llu", name, (long long)(off + lo),
+                         (long long)(off + hi - 1), otext, mem_holder(v->mem), (unsigned long long)limit);
+  return OT_OK;
+}
+
+ot_status ot_view_resolve(ot_view *v, const ot_ap *ap, const int32_t *regs, const ot_chip *chip, const ot_site *site,
+                          ot_error *err) {
+  memset(v, 0, sizeof *v);
+  if (!ap || !chip) return ot_site_error(site, err, "no access pattern or chip to resolve");
+  const char *name = operand_name(site, ap);
+  if (ap->mem != OT_MEM_SBUF && ap->mem != OT_MEM_PSUM && ap->mem != OT_MEM_HBM)
+    return ot_site_error(site, err, "%s: memory %u is not sb, ps or hbm", name, ap->mem);
+  if (ap->dtype >= OT_DT_COUNT) return ot_site_error(site, err, "%s: data type %u unknown", name, ap->dtype);
+  if (ap->ndim > OT_AP_MAX_DIMS)
+    return ot_site_error(site, err, "%s: %u free dimensions, at most %d", name, ap->ndim, OT_AP_MAX_DIMS);
+  v->mem = (ot_mem)ap->mem, v->dtype = (ot_dtype)ap->dtype, v->esize = (uint32_t)ot_dtype_size(v->dtype);
+  v->ndim = ap->ndim;
+  uint64_t limit;
+  char otext[96];
+  ot_status st = view_place(v, ap, chip, &limit, site, err, name);
+  if (st == OT_OK) st = view_dims(v, ap, site, err, name);
+  if (st == OT_OK) st = view_offset(v, ap, regs, chip, site, err, name, otext, sizeof otext);
+  return st != OT_OK ? st : view_bounds(v, limit, site, err, name, otext);
+}
+
+uint64_t ot_view_elems(const ot_view *v) { return (uint64_t)v->parts * v->free_elems; }
+
+/* ---- walking a view ------------------------------------------------------------------------ */
+void ot_view_cursor_init(ot_view_cursor *c, const ot_mem_ctx *m, const ot_view *v) {
+  memset(c, 0, sizeof *c);
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  c->part_bytes = s ? s->part_bytes : 0;
+  c->base = (uint64_t)v->part_start * c->part_bytes + v->offset;
+  c->left = ot_view_elems(v);
+  unsigned nd = 0;
+  for (unsigned d = 0; d < v->ndim; d++) {
+    if (v->size[d] == 1) continue;
+    /* The previous (outer) dimension continues this one: one run covers both. */
+    if (nd && c->stride[nd - 1] == v->stride[d] * (int64_t)v->size[d]) {
+      c->size[nd - 1] *= v->size[d];
+      c->stride[nd - 1] = v->stride[d];
+      continue;
+    }
+    c->stride[nd] = v->stride[d], c->size[nd] = v->size[d], nd++;
+  }
+  if (!nd) c->stride[0] = v->esize, c->size[0] = 1, nd = 1;
+  c->nd = nd;
+}
+
+bool ot_view_cursor_next(ot_view_cursor *c, uint64_t max, ot_view_run *run) {
+  if (!c->left || !max) return false;
+  unsigned in = c->nd - 1;
+  int64_t a = (int64_t)c->base + (int64_t)c->p * (int64_t)c->part_bytes;
+  for (unsigned d = 0; d <= in; d++) a += (int64_t)c->idx[d] * c->stride[d];
+  uint64_t n = c->size[in] - c->idx[in];
+  if (n > max) n = max;
+  if (n > c->left) n = c->left;
+  run->addr = (uint64_t)a, run->stride = c->stride[in], run->n = n;
+  c->left -= n;
+  c->idx[in] += n;
+  for (unsigned d = in; d > 0 && c->idx[d] == c->size[d]; d--) c->idx[d] = 0, c->idx[d - 1]++;
+  if (c->idx[0] == c->size[0]) c->idx[0] = 0, c->p++;
+  return true;
+}
+
+/* ---- raw element access -------------------------------------------------------------------- */
+static uint32_t le_read(const uint8_t *p, uint32_t es) {
+  switch (es) {
+  case 1: return p[0];
+  case 2: return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+  default: return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+  }
+}
+
+static void le_write(uint8_t *p, uint32_t es, uint32_t v) {
+  p[0] = (uint8_t)v;
+  if (es >= 2) p[1] = (uint8_t)(v >> 8);
+  if (es == 4) p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+/* ---- fp32 access --------------------------------------------------------------------------- */
+static float f32_of_bits(uint32_t b) {
+  float f;
+  memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+static uint32_t bits_of_f32(float f) {
+  uint32_t b;
+  memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+/* RNE without saturation: the conversions the fast paths reproduce exactly. */
+static bool cvt_plain(const ot_cvt *cvt) {
+  return !cvt || ((cvt->round != OT_ROUND_STOCHASTIC || !cvt->rng) && !cvt->saturate);
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_LE 1 /* the host's layout is the chip's: dense runs can be copied as they are */
+#else
+#define HOST_LE 0
+#endif
+
+/* One run of SRAM elements <-> 32-bit lanes; a loop per element size so each one vectorises. */
+static void sram_run_load(const uint8_t *p, int64_t stride, uint64_t n, uint32_t es, uint32_t *o) {
+  if (HOST_LE && es == 4 && stride == 4) { memcpy(o, p, n * 4); return; }
+  if (HOST_LE && es == 2 && stride == 2) {
+    for (uint64_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); o[i] = h; }
+    return;
+  }
+  switch (es) {
+  case 1: for (uint64_t i = 0; i < n; i++) o[i] = p[(int64_t)i * stride]; break;
+  case 2: for (uint64_t i = 0; i < n; i++) o[i] = le_read(p + (int64_t)i * stride, 2); break;
+  default: for (uint64_t i = 0; i < n; i++) o[i] = le_read(p + (int64_t)i * stride, 4); break;
+  }
+}
+
+static void sram_run_store(uint8_t *p, int64_t stride, uint64_t n, uint32_t es, const uint32_t *x) {
+  if (HOST_LE && es == 4 && stride == 4) { memcpy(p, x, n * 4); return; }
+  switch (es) {
+  case 1: for (uint64_t i = 0; i < n; i++) p[(int64_t)i * stride] = (uint8_t)x[i]; break;
+  case 2: for (uint64_t i = 0; i < n; i++) le_write(p + (int64_t)i * stride, 2, x[i]); break;
+  default: for (uint64_t i = 0; i < n; i++) le_write(p + (int64_t)i * stride, 4, x[i]); break;
+  }
+}
+
+static uint32_t hbm_read_elem(const ot_hbm *h, uint64_t a, uint32_t es) {
+  uint8_t tmp[4];
+  const uint8_t *pg = (a & HBM_MASK) + es <= HBM_PAGE ? hbm_page(h, a >> OT_HBM_PAGE_BITS, false) : NULL;
+  if (pg) return le_read(pg + (a & HBM_MASK), es);
+  ot_hbm_read(h, a, tmp, es); /* absent page (zeros) or an element straddling two pages */
+  return le_read(tmp, es);
+}
+
+static ot_status hbm_write_elem(ot_hbm *h, uint64_t a, uint32_t es, uint32_t v) {
+  uint8_t *pg = (a & HBM_MASK) + es <= HBM_PAGE ? hbm_page(h, a >> OT_HBM_PAGE_BITS, true) : NULL;
+  if (pg) { le_write(pg + (a & HBM_MASK), es, v); return OT_OK; }
+  uint8_t tmp[4];
+  le_write(tmp, es, v);
+  return ot_hbm_write(h, a, tmp, es);
+}
+
+uint64_t ot_cursor_load_bits(const ot_mem_ctx *m, const ot_view *v, ot_view_cursor *c, uint32_t *out, uint64_t max) {
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  uint32_t es = v->esize;
+  uint64_t done = 0;
+  ot_view_run r;
+  while (done < max && ot_view_cursor_next(c, max - done, &r)) {
+    uint32_t *o = out + done;
+    if (s) {
+      sram_run_load(s->data + r.addr, r.stride, r.n, es, o);
+    } else if (m && m->hbm) {
+      for (uint64_t i = 0; i < r.n; i++) o[i] = hbm_read_elem(m->hbm, r.addr + (uint64_t)((int64_t)i * r.stride), es);
+    } else {
+      memset(o, 0, r.n * sizeof *o);
+    }
+    done += r.n;
+  }
+  return done;
+}
+
+uint64_t ot_cursor_store_bits(const ot_mem_ctx *m, const ot_view *v, ot_view_cursor *c, const uint32_t *in,
+                              uint64_t max, ot_status *st) {
+  ot_sram *s = ot_mem_sram(m, v->mem);
+  uint32_t es = v->esize;
+  uint64_t done = 0;
+  ot_view_run r;
+  while (done < max && ot_view_cursor_next(c, max - done, &r)) {
+    const uint32_t *x = in + done;
+    if (s) {
+      sram_run_store(s->data + r.addr, r.stride, r.n, es, x);
+    } else if (m && m->hbm) {
+      for (uint64_t i = 0; i < r.n; i++) {
+        ot_status e = hbm_write_elem(m->hbm, r.addr + (uint64_t)((int64_t)i * r.stride), es, x[i]);
+        if (e != OT_OK && st) *st = e;
+      }
+    }
+    done += r.n;
+  }
+  return done;
+}
+
+void ot_view_load_bits(const ot_mem_ctx *m, const ot_view *v, uint32_t *out) {
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, m, v);
+  ot_cursor_load_bits(m, v, &c, out, UINT64_MAX);
+}
+
+ot_status ot_view_store_bits_checked(const ot_mem_ctx *m, const ot_view *v, const uint32_t *in) {
+  ot_view_cursor c;
+  ot_status st = OT_OK;
+  ot_view_cursor_init(&c, m, v);
+  ot_cursor_store_bits(m, v, &c, in, UINT64_MAX, &st);
+  return st;
+}
+
+void ot_view_store_bits(const ot_mem_ctx *m, const ot_view *v, const uint32_t *in) {
+  (void)ot_view_store_bits_checked(m, v, in);
+}
+
+void ot_bits_to_f32_n(ot_dtype t, const uint32_t *bits, float *out, uint64_t n) {
+  if (t == OT_DT_FP32) for (uint64_t i = 0; i < n; i++) out[i] = f32_of_bits(bits[i]);
+  else if (t == OT_DT_BF16) for (uint64_t i = 0; i < n; i++) out[i] = f32_of_bits(bits[i] << 16);
+  else for (uint64_t i = 0; i < n; i++) out[i] = ot_bits_to_f32(bits[i], t);
+}
+
+void ot_f32_to_bits_n(ot_dtype t, const float *in, uint32_t *bits, uint64_t n, const ot_cvt *cvt) {
+  /* Fast paths only where they equal the generic conversion: RNE without saturation. */
+  bool plain = cvt_plain(cvt);
+  if (plain && t == OT_DT_FP32) for (uint64_t i = 0; i < n; i++) bits[i] = bits_of_f32(in[i]);
+  else if (plain && t == OT_DT_BF16) for (uint64_t i = 0; i < n; i++) bits[i] = ot_f32_to_bf16(in[i]);
+  else for (uint64_t i = 0; i < n; i++) bits[i] = ot_f32_to_bits(in[i], t, cvt);
+}
+
+/* Dense bf16 -> fp32 (the matmul moving operand's path): blocks of 8 with a fixed trip count,
+** which the compiler vectorises even at -O2. */
+static void bf16_dense_to_f32(const uint8_t *p, uint64_t n, float *o) {
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint16_t h[8];
+    uint32_t w[8];
+    memcpy(h, p + 2 * i, sizeof h);
+    for (int j = 0; j < 8; j++) w[j] = (uint32_t)h[j] << 16;
+    memcpy(o + i, w, sizeof w);
+  }
+  for (; i < n; i++) o[i] = f32_of_bits((uint32_t)le_read(p + 2 * i, 2) << 16);
+}
+
+/* One SRAM run of fp32 or bf16 elements straight to fp32. */
+static void sram_run_load_f32(const uint8_t *p, int64_t stride, uint64_t n, ot_dtype t, float *o) {
+  if (t == OT_DT_FP32 && stride == 4) memcpy(o, p, n * 4);
+  else if (t == OT_DT_FP32) for (uint64_t i = 0; i < n; i++) memcpy(&o[i], p + (int64_t)i * stride, 4);
+  else if (stride == 2) bf16_dense_to_f32(p, n, o);
+  else for (uint64_t i = 0; i < n; i++) o[i] = f32_of_bits((uint32_t)le_read(p + (int64_t)i * stride, 2) << 16);
+}
+
+void ot_view_prefetch_partition(const ot_mem_ctx *m, const ot_view *v, uint32_t p) {
+#if defined(__GNUC__)
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  if (!s || p >= v->parts || !v->free_elems) return;
+  int64_t lo = 0, hi = (int64_t)v->esize; /* the partition's byte span, as ot_view_resolve bounds it */
+  for (unsigned d = 0; d < v->ndim; d++) {
+    int64_t span = v->stride[d] * (int64_t)(v->size[d] - 1);
+    if (span < 0) lo += span; else hi += span;
+  }
+  if (hi - lo > 4096) return; /* sparse or large: leave it to the hardware */
+  const uint8_t *row = s->data + (uint64_t)(v->part_start + p) * s->part_bytes + v->offset;
+  for (int64_t b = lo; b < hi; b += 64) __builtin_prefetch(row + b);
+#else
+  (void)m, (void)v, (void)p;
+#endif
+}
+
+uint64_t ot_cursor_load_f32(const ot_mem_ctx *m, const ot_view *v, ot_view_cursor *c, float *out, uint64_t max) {
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  uint64_t done = 0, n;
+  ot_view_run r;
+  if (HOST_LE && s && (v->dtype == OT_DT_FP32 || v->dtype == OT_DT_BF16)) {
+    while (done < max && ot_view_cursor_next(c, max - done, &r)) {
+      sram_run_load_f32(s->data + r.addr, r.stride, r.n, v->dtype, out + done);
+      done += r.n;
+    }
+    return done;
+  }
+  uint32_t buf[CHUNK];
+  while (done < max && (n = ot_cursor_load_bits(m, v, c, buf, max - done < CHUNK ? max - done : CHUNK)) > 0) {
+    ot_bits_to_f32_n(v->dtype, buf, out + done, n);
+    done += n;
+  }
+  return done;
+}
+
+static bool view_store_f32_fast(const ot_mem_ctx *m, const ot_view *v, const float *in, const ot_cvt *cvt) {
+  ot_sram *s = ot_mem_sram(m, v->mem);
+  if (!HOST_LE || !s || !cvt_plain(cvt) || (v->dtype != OT_DT_FP32 && v->dtype != OT_DT_BF16)) return false;
+  ot_view_cursor c;
+  ot_view_run r;
+  ot_view_cursor_init(&c, m, v);
+  for (const float *x = in; ot_view_cursor_next(&c, UINT64_MAX, &r); x += r.n) {
+    uint8_t *p = s->data + r.addr;
+    if (v->dtype == OT_DT_FP32 && r.stride == 4) memcpy(p, x, r.n * 4);
+    else if (v->dtype == OT_DT_FP32) for (uint64_t i = 0; i < r.n; i++) memcpy(p + (int64_t)i * r.stride, &x[i], 4);
+    else for (uint64_t i = 0; i < r.n; i++) le_write(p + (int64_t)i * r.stride, 2, ot_f32_to_bf16(x[i]));
+  }
+  return true;
+}
+
+void ot_view_load_f32(const ot_mem_ctx *m, const ot_view *v, float *out) {
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, m, v);
+  ot_cursor_load_f32(m, v, &c, out, UINT64_MAX);
+}
+
+void ot_view_store_f32(const ot_mem_ctx *m, const ot_view *v, const float *in, const ot_cvt *cvt) {
+  if (view_store_f32_fast(m, v, in, cvt)) return;
+  uint32_t buf[CHUNK];
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, m, v);
+  uint64_t total = ot_view_elems(v);
+  for (uint64_t done = 0; done < total;) {
+    uint64_t n = total - done < CHUNK ? total - done : CHUNK;
+    ot_f32_to_bits_n(v->dtype, in + done, buf, n, cvt);
+    ot_cursor_store_bits(m, v, &c, buf, n, NULL);
+    done += n;
+  }
+}
+
+/* ---- raw run copies (DMA) ------------------------------------------------------------------ */
+static void run_read(const ot_mem_ctx *m, ot_mem mem, const ot_view_run *r, uint64_t i, uint8_t *dst, uint64_t bytes) {
+  const ot_sram *s = ot_mem_sram(m, mem);
+  uint64_t a = r->addr + (uint64_t)((int64_t)i * r->stride);
+  if (s) memcpy(dst, s->data + a, bytes);
+  else ot_hbm_read(m->hbm, a, dst, bytes);
+}
+
+static ot_status run_write(const ot_mem_ctx *m, ot_mem mem, const ot_view_run *r, uint64_t i, const uint8_t *src,
+                           uint64_t bytes) {
+  ot_sram *s = ot_mem_sram(m, mem);
+  uint64_t a = r->addr + (uint64_t)((int64_t)i * r->stride);
+  if (s) { memcpy(s->data + a, src, bytes); return OT_OK; }
+  return ot_hbm_write(m->hbm, a, src, bytes);
+}
+
+ot_status ot_mem_copy_run(const ot_mem_ctx *m, ot_mem dmem, const ot_view_run *d, ot_mem smem, const ot_view_run *s,
+                          uint64_t n, uint32_t esize) {
+  uint8_t buf[4096];
+  ot_status st = OT_OK;
+  bool dense = d->stride == (int64_t)esize && s->stride == (int64_t)esize;
+  uint64_t step = dense ? sizeof buf / esize : 1; /* elements per memcpy */
+  for (uint64_t i = 0; i < n; i += step) {
+    uint64_t k = n - i < step ? n - i : step;
+    run_read(m, smem, s, i, buf, k * esize);
+    ot_status e = run_write(m, dmem, d, i, buf, k * esize);
+    if (e != OT_OK) st = e;
+  }
+  return st;
+}
+
+/* ---- written-byte tracking ----------------------------------------------------------------- */
+/* Byte range [lo, lo + len) of element i of a run. */
+static uint64_t run_elem(const ot_view_run *r, uint64_t i) { return r->addr + (uint64_t)((int64_t)i * r->stride); }
+
+/* Start fetching the bitmap bytes of each partition's first byte: one partition's bits are
+** far from the next one's, and scanning them in turn would wait for each in turn. */
+static void bits_prefetch_rows(const uint8_t *bits, const ot_mem_ctx *m, const ot_view *v) {
+#if defined(__GNUC__)
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  for (uint32_t p = 0; s && p < v->parts && p < 256; p++)
+    __builtin_prefetch(bits + (((uint64_t)(v->part_start + p) * s->part_bytes + v->offset) >> 3));
+#else
+  (void)bits, (void)m, (void)v;
+#endif
+}
+
+bool ot_view_is_written(const ot_mem_ctx *m, const ot_view *v, uint64_t *first_bad) {
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  if (!s || !s->written) return true;
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, m, v);
+  ot_view_run r;
+  bits_prefetch_rows(s->written, m, v);
+  uint64_t idx = 0, es = v->esize;
+  while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {
+    if (r.stride == (int64_t)es) { /* dense: scan the bytes a word at a time */
+      uint64_t bad = bits_first_clear(s->written, r.addr, r.n * es);
+      if (bad < r.addr + r.n * es) { if (first_bad) *first_bad = idx + (bad - r.addr) / es; return false; }
+    } else {
+      for (uint64_t i = 0; i < r.n; i++)
+        if (bits_first_clear(s->written, run_elem(&r, i), es) < run_elem(&r, i) + es) {
+          if (first_bad) *first_bad = idx + i;
+          return false;
+        }
+    }
+    idx += r.n;
+  }
+  return true;
+}
+
+/* 4-byte PSUM words element i of a run overlaps: [*w0, *w1]. */
+static void run_words(const ot_view_run *r, uint64_t i, uint32_t es, uint64_t *w0, uint64_t *w1) {
+  uint64_t a = run_elem(r, i);
+  *w0 = a / 4, *w1 = (a + es - 1) / 4;
+}
+
+/* A dense run of aligned 4-byte elements covers whole words: one range operation. */
+static bool run_word_dense(const ot_view_run *r, uint32_t es) {
+  return es == 4 && r->stride == 4 && r->addr % 4 == 0;
+}
+
+bool ot_view_is_mm_written(const ot_mem_ctx *m, const ot_view *v, uint64_t *first_bad) {
+  const ot_sram *s = ot_mem_sram(m, v->mem);
+  if (!s || !s->mm_written) return v->mem == OT_MEM_PSUM; /* untracked PSUM: cannot tell */
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, m, v);
+  ot_view_run r;
+  uint64_t idx = 0, w0, w1;
+  while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {
+    if (run_word_dense(&r, v->esize)) {
+      uint64_t bad = bits_first_clear(s->mm_written, r.addr / 4, r.n);
+      if (bad < r.addr / 4 + r.n) { if (first_bad) *first_bad = idx + (bad - r.addr / 4); return false; }
+      idx += r.n;
+      continue;
+    }
+    for (uint64_t i = 0; i < r.n; i++) {
+      run_words(&r, i, v->esize, &w0, &w1);
+      if (bits_first_clear(s->mm_written, w0, w1 - w0 + 1) <= w1) {
+        if (first_bad) *first_bad = idx + i;
+        return false;
+      }
+    }
+    idx += r.n;
+  }
+  return true;
+}
+
+void ot_view_mark_written(const ot_mem_ctx *m, const ot_view *v, bool by_matmul) {
+  ot_sram *s = ot_mem_sram(m, v->mem);
+  if (!s || !s->written) return;
+  ot_view_cursor c;
+  ot_view_cursor_init(&c, m, v);
+  ot_view_run r;
+  uint64_t es = v->esize, w0, w1;
+  while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {
+    if (r.stride == (int64_t)es) bits_put_range(s->written, r.addr, r.n * es, true);
+    else for (uint64_t i = 0; i < r.n; i++) bits_put_range(s->written, run_elem(&r, i), es, true);
+    if (!s->mm_written) continue;
+    if (run_word_dense(&r, v->esize)) { bits_put_range(s->mm_written, r.addr / 4, r.n, by_matmul); continue; }
+    for (uint64_t i = 0; i < r.n; i++) {
+      run_words(&r, i, v->esize, &w0, &w1);
+      bits_put_range(s->mm_written, w0, w1 - w0 + 1, by_matmul);
+    }
+  }
+}

@@ -1,0 +1,32 @@
+# Runtime test extras (include()d from tests/CMakeLists.txt): `opentrn run` on the command line.
+# Exit statuses and messages through tests/cli/expect.sh; end-to-end runs with real .npy files
+# (numpy writes inputs and checks outputs) through tests/runtime/run_cli.py.
+set(OT_RT_EXPECT ${CMAKE_SOURCE_DIR}/tests/cli/expect.sh)
+set(OT_RT_KDIR ${CMAKE_SOURCE_DIR}/examples/kernels)
+function(ot_run_test name status pattern)
+  add_test(NAME runtime.cli_${name} COMMAND sh ${OT_RT_EXPECT} ${status} "${pattern}" $<TARGET_FILE:opentrn_cli> run ${ARGN})
+endfunction()
+ot_run_test(help 0 "usage: opentrn run" --help)
+ot_run_test(no_program 2 "no program given")
+ot_run_test(bad_option 2 "unknown option '--frob'" ${OT_RT_KDIR}/gelu.s --frob)
+ot_run_test(two_programs 2 "more than one program" ${OT_RT_KDIR}/gelu.s ${OT_RT_KDIR}/gelu.s)
+ot_run_test(bad_mode 2 "--mode is full, timing or functional, not 'fast'" ${OT_RT_KDIR}/gelu.s --mode fast)
+ot_run_test(bad_binding 2 "--in takes NAME=FILE.npy" ${OT_RT_KDIR}/gelu.s --in x)
+ot_run_test(missing_value 2 "--out needs a value" ${OT_RT_KDIR}/gelu.s --out)
+ot_run_test(bad_seed 2 "--seed takes a non-negative integer" ${OT_RT_KDIR}/gelu.s --sr --seed -3)
+ot_run_test(bad_budget 2 "--budget takes a positive integer" ${OT_RT_KDIR}/gelu.s --budget 0)
+ot_run_test(bad_uninit 2 "--uninit is warn or error" ${OT_RT_KDIR}/gelu.s --uninit maybe)
+ot_run_test(out_in_timing 2 "--out needs values" ${OT_RT_KDIR}/gelu.s --mode timing --out y=y.npy)
+ot_run_test(no_chip 2 "no chip" ${CMAKE_SOURCE_DIR}/tests/cli/data/nochip.s)
+ot_run_test(missing_file 1 "cannot open" ${CMAKE_BINARY_DIR}/no-such-kernel.s)
+ot_run_test(illegal 1 "MATMUL_TILE" ${CMAKE_SOURCE_DIR}/tests/cli/data/illegal.s)
+ot_run_test(bad_chip 1 "no-such-chip" ${OT_RT_KDIR}/gelu.s --chip no-such-chip)
+ot_run_test(missing_input 1 "1 tensor\\(s\\) have no value: 'x' \\(input\\)" ${OT_RT_KDIR}/gelu.s)
+ot_run_test(missing_npy 1 "no-such.npy: cannot open" ${OT_RT_KDIR}/gelu.s --in x=${CMAKE_BINARY_DIR}/no-such.npy)
+ot_run_test(allow_missing 0 "gelu.s: 15 instructions, [0-9.]+ us simulated on trn2 \\(full\\)"
+            ${OT_RT_KDIR}/gelu.s --allow-missing)
+ot_run_test(stats 0 "idle semaphore ns" ${OT_RT_KDIR}/layernorm.s --allow-missing --stats --chip trn1)
+ot_run_test(json 0 "\"hfu_percent\"" ${OT_RT_KDIR}/matmul_tiled.s --allow-missing --json)
+add_test(NAME runtime.cli_npy COMMAND ${OT_PYTHON} ${CMAKE_SOURCE_DIR}/tests/runtime/run_cli.py
+         $<TARGET_FILE:opentrn_cli> ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/run_cli)
+set_tests_properties(runtime.cli_npy PROPERTIES TIMEOUT 120)
