@@ -33,7 +33,8 @@ void ot_ap_print(FILE *out, const ot_ap *ap, const ot_program *p) {
   if (ap->mem != OT_MEM_HBM) fprintf(out, "[%u:%u]", ap->part_start, ap->part_count);
   if (ap->reg) fprintf(out, "@%" PRIu64 "+r%u", off, ap->reg - 1u);
   else if (off || !t) fprintf(out, "@%" PRIu64, off);
-  for (unsigned d = 0; d < ap->ndim; d++) fprintf(out, "[%d,%u]", ap->dim[d].stride, ap->dim[d].size);
+  /* an in-memory AP may claim more dims than exist (unverified programs): print what exists */
+  for (unsigned d = 0; d < ap->ndim && d < OT_AP_MAX_DIMS; d++) fprintf(out, "[%d,%u]", ap->dim[d].stride, ap->dim[d].size);
 }
 
 static void print_float(FILE *out, float f) {

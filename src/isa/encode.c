@@ -28,6 +28,7 @@ static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static ot_status ap_encode(const ot_ap *ap, ot_wbuf *b) {
   ot_status s;
   if (ap->mem == OT_MEM_NONE) return ot_wbuf_push(b, 0);
+  if (ap->ndim > OT_AP_MAX_DIMS || ap->mem >= OT_MEM_COUNT || ap->dtype >= OT_DT_COUNT) return OT_ERANGE;
   if ((s = ot_wbuf_push(b, OT_APW0_MAKE(ap->mem, ap->dtype, ap->ndim, ap->reg)))) return s;
   if ((s = ot_wbuf_push(b, (uint32_t)ap->part_start | ((uint32_t)ap->part_count << 16)))) return s;
   if ((s = ot_wbuf_push(b, (uint32_t)ap->offset))) return s;
@@ -79,6 +80,9 @@ ot_status ot_insn_encode(const ot_insn *in, ot_wbuf *stream, ot_wbuf *descs, ot_
       s = operand_encode(spec, &in->o[k], stream);
     }
   }
+  if (s == OT_ERANGE)
+    return ot_error_set(err, s, "encode %s: an access pattern has a memory, type or dimension count out of range",
+                        info->mnemonic);
   if (s) return ot_error_set(err, s, "encode %s: out of memory", info->mnemonic);
   size_t len = stream->n - start;
   if (len > OT_INSN_MAX_WORDS)

@@ -120,7 +120,7 @@ static void check_compute_ap(vctx *v, const ot_operand_spec *s, const ot_ap *ap,
   if (!ot_chip_engine_has_dtype(v->chip, e, (ot_dtype)ap->dtype))
     violate(v, OT_RULE_DTYPE, "%s: %s does not support %s on %s", s->name, ot_engine_name(e), dt(ap), v->chip->name);
   check_partition_rules(v, s->name, ap);
-  for (unsigned d = 0; d < ap->ndim; d++)
+  for (unsigned d = 0; d < ap->ndim && d < OT_AP_MAX_DIMS; d++)
     if (ap->dim[d].size > UINT16_MAX || ap->dim[d].stride < INT16_MIN || ap->dim[d].stride > INT16_MAX)
       violate(v, OT_RULE_AP_LIMITS, "%s: dim %u [stride %d, size %u], fields are int16 stride and uint16 size",
               s->name, d, ap->dim[d].stride, ap->dim[d].size);
@@ -133,6 +133,11 @@ static void check_compute_ap(vctx *v, const ot_operand_spec *s, const ot_ap *ap,
 
 static void check_ap(vctx *v, const ot_operand_spec *s, const ot_ap *ap) {
   if (ap->mem == OT_MEM_NONE) return;
+  if (ap->ndim > OT_AP_MAX_DIMS || ap->mem >= OT_MEM_COUNT || ap->dtype >= OT_DT_COUNT) {
+    violate(v, OT_RULE_AP_LIMITS, "%s: memory %u, type %u, %u dimensions (at most %d)", s->name, ap->mem, ap->dtype,
+            ap->ndim, OT_AP_MAX_DIMS);
+    return;
+  }
   if (!(s->mems & OT_MEM_BIT(ap->mem))) {
     violate(v, OT_RULE_OPERAND_MEM, "%s: %s cannot be in %s", s->name, ot_opcodes[v->in->op].mnemonic,
             ot_mem_name((ot_mem)ap->mem));

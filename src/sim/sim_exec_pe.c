@@ -7,10 +7,15 @@
 ** output still adds its K products in k order, one rounding per multiply and per add, so the
 ** result is the same as the obvious triple loop (tests/sim/test_exec_pe.c checks bit for bit).
 ** -ffp-contract=off keeps the compiler from fusing the multiply and the add. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sim/sim_exec_int.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 #define MB 6  /* output rows (stationary columns, m) per tile */
 #define NB 16 /* output columns (moving columns, n) per tile */
@@ -65,7 +70,28 @@ MM_INLINE void mm_tile_v8(float *t, uint64_t ld, const float *sp, const float *b
 #endif
 
 #if MM_X86_DISPATCH
-#define MM_TILE(v8, ...) ((v8) ? mm_tile_v8(__VA_ARGS__) : mm_tile_plain(__VA_ARGS__))
+/* The FMA tile: only used when every product s*b is exactly representable in fp32 (see
+** mm_products_exact), so fma(s, b, acc) = fl(acc + s*b) = fl(acc + fl(s*b)): the very same
+** result as the multiply-then-add tile, in half the instructions. */
+#define MM_ROW_STEP_FMA(i) \
+  s = MM_SPLAT(sp[i]), c##i##a = (mm_v8)_mm256_fmadd_ps((__m256)s, (__m256)b0, (__m256)c##i##a), \
+  c##i##b = (mm_v8)_mm256_fmadd_ps((__m256)s, (__m256)b1, (__m256)c##i##b)
+__attribute__((target("avx2,fma"))) static void mm_tile_fma(float *t, uint64_t ld, const float *sp, const float *bp,
+                                                             uint32_t K) {
+  mm_v8 c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, b0, b1, s;
+  MM_ROW_LOAD(0), MM_ROW_LOAD(1), MM_ROW_LOAD(2), MM_ROW_LOAD(3), MM_ROW_LOAD(4), MM_ROW_LOAD(5);
+  for (uint32_t k = 0; k < K; k++, sp += MB, bp += NB) {
+    MM_LOAD(b0, bp), MM_LOAD(b1, bp + 8);
+    MM_ROW_STEP_FMA(0), MM_ROW_STEP_FMA(1), MM_ROW_STEP_FMA(2), MM_ROW_STEP_FMA(3), MM_ROW_STEP_FMA(4), MM_ROW_STEP_FMA(5);
+  }
+  MM_ROW_STORE(0), MM_ROW_STORE(1), MM_ROW_STORE(2), MM_ROW_STORE(3), MM_ROW_STORE(4), MM_ROW_STORE(5);
+}
+#endif
+
+/* v8: 0 plain, 1 AVX2 multiply-then-add, 2 AVX2 FMA (exact products only). */
+#if MM_X86_DISPATCH
+#define MM_TILE(v8, ...) \
+  ((v8) == 2 ? mm_tile_fma(__VA_ARGS__) : (v8) ? mm_tile_v8(__VA_ARGS__) : mm_tile_plain(__VA_ARGS__))
 #else
 #define MM_TILE(v8, ...) ((void)(v8), mm_tile_plain(__VA_ARGS__))
 #endif
@@ -85,7 +111,7 @@ MM_INLINE void mm_tile_io(float *C, uint64_t ldc, float *t, uint32_t M, uint32_t
 /* n blocks outer so one packed moving panel (K x 16 floats) stays in L1 across all m blocks.
 ** Whole tiles are updated in place in C; edge tiles through a zero-padded copy. */
 MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
-                      bool v8) {
+                      int v8) {
   uint32_t nmb = (M + MB - 1) / MB, nnb = (N + NB - 1) / NB;
   float t[MB * NB];
   for (uint32_t nb = 0; nb < nnb; nb++)
@@ -104,16 +130,86 @@ MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, 
 
 static void mm_run_generic(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M,
                            uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, false);
+  mm_run(C, ldc, Sp, Bp, K, M, N, 0);
 }
 
 #if MM_X86_DISPATCH
 /* The same code with 256-bit vectors (no FMA: multiply and add stay separate roundings). */
 __attribute__((target("avx2"))) static void mm_run_avx2(float *C, uint64_t ldc, const float *Sp, const float *Bp,
                                                          uint32_t K, uint32_t M, uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, true);
+  mm_run(C, ldc, Sp, Bp, K, M, N, 1);
+}
+__attribute__((target("avx2,fma"))) static void mm_run_fma(float *C, uint64_t ldc, const float *Sp, const float *Bp,
+                                                            uint32_t K, uint32_t M, uint32_t N) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 2);
 }
 #endif
+
+/* Every product of an element of a[0..na) and of b[0..nb) is exactly representable in fp32:
+** both types carry at most 11 significant bits (so a product has at most 22 <= 24), and the
+** magnitudes keep every nonzero product inside the normal range (no rounding to a subnormal or
+** to Inf).  Then fusing the multiply into the add cannot change a single bit. */
+static bool mm_type_short(ot_dtype t) {
+  return t == OT_DT_BF16 || t == OT_DT_FP16 || t == OT_DT_TF32 || t == OT_DT_FP8E4M3 || t == OT_DT_FP8E4M3FN ||
+         t == OT_DT_FP8E5M2 || t == OT_DT_FP8E3M4;
+}
+
+/* Smallest nonzero and largest magnitude (NaN shows as a non-finite maximum). */
+static void mm_range_plain(const float *v, uint64_t n, float *lo, float *hi) {
+  float mn = INFINITY, mx = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    float a = fabsf(v[i]);
+    if (a > mx || a != a) mx = a != a ? INFINITY : a;
+    if (a != 0 && a < mn) mn = a;
+  }
+  *lo = mn, *hi = mx;
+}
+
+#if MM_X86_DISPATCH
+/* The same scan eight lanes at a time (it runs over every moving tile, so it must be cheap). */
+__attribute__((target("avx2"))) static void mm_range_avx2(const float *v, uint64_t n, float *lo, float *hi) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF)), inf = _mm256_set1_ps(INFINITY);
+  __m256 mn = inf, mx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+  uint64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 a = _mm256_and_ps(_mm256_loadu_ps(v + i), absmask);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    mx = _mm256_max_ps(mx, a);
+    __m256 nz = _mm256_blendv_ps(a, inf, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    mn = _mm256_min_ps(mn, nz);
+  }
+  float m8[8], x8[8], n8[8];
+  _mm256_storeu_ps(m8, mn), _mm256_storeu_ps(x8, mx), _mm256_storeu_ps(n8, nan);
+  float tlo, thi;
+  mm_range_plain(v + i, n - i, &tlo, &thi);
+  for (int k = 0; k < 8; k++) {
+    if (m8[k] < tlo) tlo = m8[k];
+    if (x8[k] > thi) thi = x8[k];
+    if (n8[k] != 0) thi = INFINITY; /* a NaN lane: all-ones mask, itself a NaN, compares unequal */
+  }
+  *lo = tlo, *hi = thi;
+}
+#endif
+
+static void mm_range(const float *v, uint64_t n, double *lo, double *hi) {
+  float l, h;
+#if MM_X86_DISPATCH
+  if (__builtin_cpu_supports("avx2")) mm_range_avx2(v, n, &l, &h);
+  else
+#endif
+    mm_range_plain(v, n, &l, &h);
+  *lo = l, *hi = h;
+}
+
+static bool mm_products_exact(ot_dtype ta, const float *a, uint64_t na, ot_dtype tb, const float *b, uint64_t nb) {
+  if (!mm_type_short(ta) || !mm_type_short(tb)) return false;
+  double alo, ahi, blo, bhi;
+  mm_range(a, na, &alo, &ahi);
+  mm_range(b, nb, &blo, &bhi);
+  if (!isfinite(ahi) || !isfinite(bhi)) return false;         /* Inf/NaN inputs: keep the plain path */
+  if (ahi == 0 || bhi == 0) return true;                        /* every product is zero */
+  return alo * blo >= 0x1p-126 && ahi * bhi < 0x1p127;          /* double: no under/overflow here */
+}
 
 /* Packing: Sp[mb][k][MB] from S [K][M], and row k of B into Bp[nb][k][NB], zero-padded, so
 ** each k step of a tile reads 6 + 16 consecutive floats.  mm_pack_block copies w <= n floats
@@ -144,14 +240,21 @@ static void mm_pack_b_row(float *Bp, const float *row, uint32_t k, uint32_t K, u
 static uint64_t mm_packed_s(uint32_t K, uint32_t M) { return (uint64_t)(M + MB - 1) / MB * MB * K; }
 static uint64_t mm_packed_b(uint32_t K, uint32_t N) { return (uint64_t)(N + NB - 1) / NB * NB * K; }
 
-/* C += S^T . B from packed operands; row m of C at C + m * ldc. */
-static void mm_compute(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N) {
+/* C += S^T . B from packed operands; row m of C at C + m * ldc.  exact: every product is exact
+** in fp32 (mm_products_exact), so the FMA kernel gives the same bits. */
+static void mm_compute(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
+                       bool exact) {
 #if MM_X86_DISPATCH
+  if (exact && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    mm_run_fma(C, ldc, Sp, Bp, K, M, N);
+    return;
+  }
   if (__builtin_cpu_supports("avx2")) {
     mm_run_avx2(C, ldc, Sp, Bp, K, M, N);
     return;
   }
 #endif
+  (void)exact;
   mm_run_generic(C, ldc, Sp, Bp, K, M, N);
 }
 
@@ -161,7 +264,7 @@ ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, ui
   if (Sp && Bp) {
     mm_pack_s(Sp, S, K, M);
     for (uint32_t k = 0; k < K; k++) mm_pack_b_row(Bp, B + (uint64_t)k * N, k, K, N);
-    mm_compute(C, N, Sp, Bp, K, M, N);
+    mm_compute(C, N, Sp, Bp, K, M, N, false);
   }
   ot_status st = Sp && Bp ? OT_OK : OT_ENOMEM;
   free(Sp), free(Bp);
@@ -285,7 +388,9 @@ ot_status exec_matmul(ot_exec_op *e) {
   if (!Sp || !Bp) return OT_ENOMEM;
   if ((st = matmul_load_moving(e, Bp, K, N)) || (st = matmul_accumulator(e, M, N, &C, &ldc, &copy))) return st;
   mm_pack_s(Sp, core->stationary, K, M);
-  if (N) mm_compute(C, ldc, Sp, Bp, K, M, N);
+  bool exact = mm_products_exact((ot_dtype)core->stat_dtype, core->stationary, (uint64_t)K * M, (ot_dtype)e->v[1].dtype, Bp,
+                                 mm_packed_b(K, N));
+  if (N) mm_compute(C, ldc, Sp, Bp, K, M, N, exact);
   if (copy) return exec_write_f32(e, 0, C, true);
   ot_view_mark_written(&e->x->mem, &e->v[0], true);
   return OT_OK;
