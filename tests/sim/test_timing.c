@@ -79,6 +79,41 @@ static void test_vector_formulas(void **state) {
   ot_chip_free(chip);
 }
 
+/* The remaining classes of §5.1, each for several N. */
+static void test_more_formulas(void **state) {
+  (void)state;
+  ot_chip *chip = st_chip("trn2");
+  const unsigned ns[] = {6, 60, 96, 510};
+  char insn[256];
+  for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+    unsigned n = ns[i];
+    snprintf(insn, sizeof insn, "tensor_scalar sb.fp32[0:128]@100000[1,%u], sb.fp32[0:128]@0[1,%u], mul, 2.0, op1=add, s1=1.0", n, n);
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(maxu(MIN_II, n), VEC_GHZ));
+    snprintf(insn, sizeof insn, "memset sb.fp32[0:128]@100000[1,%u], 3.0", n);
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(maxu(MIN_II, n), VEC_GHZ));
+    snprintf(insn, sizeof insn, "memset sb.bf16[0:128]@100000[1,%u], 0", n); /* zero in 16-bit: N/2 */
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(maxu(MIN_II, (n + 1) / 2), VEC_GHZ));
+    snprintf(insn, sizeof insn, "tensor_reduce sb.fp32[0:128]@100000, sb.fp32[0:128]@0[1,%u], add", n); /* N, no floor */
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(n, VEC_GHZ));
+    snprintf(insn, sizeof insn, "select sb.fp32[0:128]@100000[1,%u], sb.fp32[0:128]@0[1,%u], sb.fp32[0:128]@0[1,%u], sb.fp32[0:128]@0[1,%u]",
+             n, n, n, n);
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(maxu(MIN_II, 2 * n), VEC_GHZ));
+    snprintf(insn, sizeof insn, "bn_stats sb.fp32[0:128]@100000[1,6], sb.fp32[0:128]@0[1,%u]", n);
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(maxu(MIN_II, n), VEC_GHZ));
+    unsigned groups = 6 * (1 + n / 60);
+    snprintf(insn, sizeof insn, "bn_aggr sb.fp32[0:128]@100000[1,2], sb.fp32[0:128]@0[1,%u]", groups);
+    assert_int_equal(second_duration(chip, "vector", insn, OT_ENG_VECTOR), ps(maxu(MIN_II, 13 * (groups / 3)), VEC_GHZ));
+  }
+  /* TensorE transpose: max(P, min(64, F)) */
+  const unsigned pf[][2] = {{128, 128}, {128, 32}, {32, 128}, {64, 16}};
+  for (size_t i = 0; i < 4; i++) {
+    unsigned P = pf[i][0], F = pf[i][1];
+    snprintf(insn, sizeof insn, "transpose ps.fp32[0:%u]@8192[1,%u], sb.fp32[0:%u]@0[1,%u]", F, P, P, F);
+    assert_int_equal(second_duration(chip, "tensor", insn, OT_ENG_TENSOR), ps(maxu(P, F < 64 ? F : 64), PE_GHZ));
+  }
+  ot_chip_free(chip);
+}
+
 /* A matmul's duration: max(N, 64) cycles at 2.4 GHz; fp32 4x; the LoadStationary before it is
 ** hidden behind the previous matmul. */
 static void test_matmul_formula(void **state) {
@@ -245,6 +280,7 @@ static void test_scalesim_gpt2(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_vector_formulas),
+    cmocka_unit_test(test_more_formulas),
     cmocka_unit_test(test_matmul_formula),
     cmocka_unit_test(test_overlap_and_wait),
     cmocka_unit_test(test_dma_time),
