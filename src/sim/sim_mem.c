@@ -4,9 +4,12 @@
 ** linear address trainium.md §3.1 infers).  HBM is paged so a 96 GiB device costs only what a
 ** program writes.  Elements are little endian whatever the host.  Every access goes through a
 ** view that ot_view_resolve has bounds-checked, so nothing here can reach outside a memory. */
+/* mmap MAP_ANONYMOUS is not in strict POSIX: ask glibc for it. */
+#define _DEFAULT_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #include "isa/disasm.h"
@@ -80,6 +83,24 @@ static uint64_t bits_first_clear(const uint8_t *b, uint64_t lo, uint64_t n) {
 }
 
 /* ---- SBUF / PSUM --------------------------------------------------------------------------- */
+/* Zeroed memory for an SRAM.  Large ones are anonymous mappings: the kernel zero-fills only the
+** 4 KiB pages a run touches (a kernel uses a few MiB of a 24-32 MiB SBUF).  No huge pages: SBUF is
+** partition-major with a 192-256 KiB stride, so a kernel touching the start of every partition
+** would make every 2 MiB page be zero-filled whole.  Small ones use calloc. */
+#define SRAM_MAP_MIN ((uint64_t)2 << 20)
+
+static void *sram_alloc(uint64_t bytes) {
+  if (bytes < SRAM_MAP_MIN) return calloc(bytes, 1);
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void sram_release(void *p, uint64_t bytes) {
+  if (!p) return;
+  if (bytes < SRAM_MAP_MIN) free(p);
+  else munmap(p, bytes);
+}
+
 ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, bool track_mm, ot_error *err) {
   memset(m, 0, sizeof *m);
   if (partitions == 0 || part_bytes == 0 || part_bytes > (1ull << 40) / partitions)
@@ -88,8 +109,8 @@ ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, boo
   uint64_t bytes = (uint64_t)partitions * part_bytes;
   m->partitions = partitions;
   m->part_bytes = part_bytes;
-  m->data = calloc(bytes, 1);
-  m->written = calloc((bytes + 7) / 8, 1);
+  m->data = sram_alloc(bytes);
+  m->written = sram_alloc((bytes + 7) / 8);
   if (track_mm) m->mm_written = calloc((bytes / 4 + 8) / 8, 1);
   if (!m->data || !m->written || (track_mm && !m->mm_written)) {
     ot_sram_free(m);
@@ -100,8 +121,9 @@ ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, boo
 
 void ot_sram_free(ot_sram *m) {
   if (!m) return;
-  free(m->data);
-  free(m->written);
+  uint64_t bytes = (uint64_t)m->partitions * m->part_bytes;
+  sram_release(m->data, bytes);
+  sram_release(m->written, (bytes + 7) / 8);
   free(m->mm_written);
   memset(m, 0, sizeof *m);
 }
