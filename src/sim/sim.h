@@ -59,6 +59,8 @@ typedef struct {
   ot_ps total;                       /* simulated time from start to the last event */
   uint32_t cores, queues, semaphores;
   ot_engine_stats *eng;              /* [core * OT_ENG_COUNT + engine] */
+  uint32_t *sem_signallers;          /* [core * semaphores + s]: who incremented it, bit e = engine e,
+                                     ** bit OT_SIGNAL_DMA = a DMA completion */
   ot_queue_stats *queue;             /* [core * queues + q] */
   ot_mem_traffic mem[OT_MEM_COUNT];  /* indexed by ot_mem */
   uint64_t model_flops;              /* matmul FLOPs (2*K*M*N) */
@@ -67,6 +69,11 @@ typedef struct {
   double tensor_util;                /* TensorE busy time / total, averaged over cores */
   uint64_t warnings;
 } ot_sim_stats;
+
+#define OT_SIGNAL_DMA 31
+
+/* "DMA", "tensor", "sync+DMA", ... for the signallers of semaphore sem of core (buf returned). */
+const char *ot_sim_stats_signallers(const ot_sim_stats *s, uint32_t core, uint32_t sem, char *buf, size_t cap);
 
 /* Print statistics as a table or as JSON. */
 void ot_sim_stats_print(const ot_sim_stats *s, const ot_chip *chip, FILE *out);

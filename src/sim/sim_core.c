@@ -77,7 +77,8 @@ static ot_status alloc_stats(ot_sim *s, ot_error *err) {
   st->semaphores = s->chip->seq.semaphores;
   st->eng = calloc((size_t)s->cores * OT_ENG_COUNT, sizeof *st->eng);
   st->queue = calloc((size_t)s->cores * st->queues, sizeof *st->queue);
-  if (!st->eng || !st->queue) return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
+  st->sem_signallers = calloc((size_t)s->cores * st->semaphores, sizeof *st->sem_signallers);
+  if (!st->eng || !st->queue || !st->sem_signallers) return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
   for (size_t i = 0; i < (size_t)s->cores * OT_ENG_COUNT; i++)
     if (!(st->eng[i].idle_sem = calloc(st->semaphores, sizeof(ot_ps))))
       return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
@@ -162,6 +163,7 @@ void ot_sim_free(ot_sim *s) {
   free(s->names);
   free(s->stats.eng);
   free(s->stats.queue);
+  free(s->stats.sem_signallers);
   free(s->core);
   free(s->eng);
   free(s->port_sbuf);
@@ -260,7 +262,9 @@ static void wake_waiters(ot_sim *s, uint32_t core, uint32_t sem, ot_ps when) {
   }
 }
 
-static void sem_add(ot_sim *s, uint32_t core, uint32_t sem, int64_t delta, ot_ps when, uint32_t tid) {
+/* who: the incrementing engine, or OT_SIGNAL_DMA for a DMA completion (for the statistics). */
+static void sem_add(ot_sim *s, uint32_t core, uint32_t sem, int64_t delta, ot_ps when, uint32_t tid, unsigned who) {
+  s->stats.sem_signallers[(size_t)core * s->stats.semaphores + sem] |= 1u << who;
   if (s->race) ot_race_sem_inc(s->race, tid, core, sem);
   s->core[core].sem[sem] += delta;
   wake_waiters(s, core, sem, when);
@@ -377,8 +381,8 @@ static ot_status step_control(ot_sim *s, sim_engine *e, const ot_insn *in) {
     }
     block(e, ENG_WAIT_SEM);
     return OT_OK;
-  case OT_OP_SEM_INC: sem_add(s, core, (uint32_t)o[0].i, o[1].i, end, tid); break;
-  case OT_OP_SEM_SET: sem_add(s, core, (uint32_t)o[0].i, (int64_t)o[1].i - s->core[core].sem[o[0].i], end, tid); break;
+  case OT_OP_SEM_INC: sem_add(s, core, (uint32_t)o[0].i, o[1].i, end, tid, e->id); break;
+  case OT_OP_SEM_SET: sem_add(s, core, (uint32_t)o[0].i, (int64_t)o[1].i - s->core[core].sem[o[0].i], end, tid, e->id); break;
   case OT_OP_BARRIER:
     block(e, ENG_WAIT_BARRIER);
     barrier_check(s, core);
@@ -494,7 +498,7 @@ static ot_status complete_dma(ot_sim *s, uint32_t idx, ot_ps now) {
     const sim_engine *issuer = &s->eng[x->core * OT_ENG_COUNT + st->engine];
     trace_event(s, x->core, OT_TRACK_QUEUE, (uint16_t)x->queue, OT_EV_DMA, x->start, now, insn_name(s, issuer, x->pc), in->tag);
   }
-  sem_add(s, x->core, x->sem, 1, now, qtid);
+  sem_add(s, x->core, x->sem, 1, now, qtid, OT_SIGNAL_DMA);
   return OT_OK;
 }
 

@@ -82,15 +82,27 @@ static void print_engine(const ot_sim_stats *s, ot_engine id, const ot_engine_st
   fputc('\n', out);
 }
 
-static void print_waits(const ot_sim_stats *s, const ot_engine_stats *eng, FILE *out) {
+const char *ot_sim_stats_signallers(const ot_sim_stats *s, uint32_t core, uint32_t sem, char *buf, size_t cap) {
+  uint32_t m = s->sem_signallers && core < s->cores && sem < s->semaphores ? s->sem_signallers[(size_t)core * s->semaphores + sem] : 0;
+  size_t n = 0;
+  buf[0] = '\0';
+  for (unsigned e = 0; e < OT_ENG_COUNT; e++)
+    if (m & (1u << e)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? "+" : "", ot_engine_name((ot_engine)e));
+  if (m & (1u << OT_SIGNAL_DMA)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%sDMA", n ? "+" : "");
+  if (!m) snprintf(buf, cap, "nobody");
+  return buf;
+}
+
+static void print_waits(const ot_sim_stats *s, uint32_t core, const ot_engine_stats *eng, FILE *out) {
   for (unsigned i = 0; i < OT_ENG_COUNT; i++) {
     uint32_t sem[3];
     unsigned n = top_semaphores(s, &eng[i], sem, 3);
     if (!n) continue;
     fprintf(out, "  %-8s waited longest on", ot_engine_name((ot_engine)i));
     for (unsigned k = 0; k < n; k++) {
-      char b[40];
-      fprintf(out, "%s s%" PRIu32 " (%s ns)", k ? "," : "", sem[k], fmt_ns(eng[i].idle_sem[sem[k]], b, sizeof b));
+      char b[40], who[64];
+      fprintf(out, "%s s%" PRIu32 " (%s ns, signalled by %s)", k ? "," : "", sem[k], fmt_ns(eng[i].idle_sem[sem[k]], b, sizeof b),
+              ot_sim_stats_signallers(s, core, sem[k], who, sizeof who));
     }
     fputc('\n', out);
   }
@@ -115,7 +127,7 @@ static void print_core(const ot_sim_stats *s, uint32_t core, FILE *out) {
   fprintf(out, "\ncore %" PRIu32 "\n", core);
   print_engine_header(out);
   for (unsigned i = 0; i < OT_ENG_COUNT; i++) print_engine(s, (ot_engine)i, &eng[i], out);
-  print_waits(s, eng, out);
+  print_waits(s, core, eng, out);
   print_queues(s, core, out);
 }
 
@@ -134,7 +146,7 @@ void ot_sim_stats_print(const ot_sim_stats *s, const ot_chip *chip, FILE *out) {
 }
 
 /* ---- JSON ------------------------------------------------------------------------------- */
-static cJSON *json_engine(const ot_sim_stats *s, ot_engine id, const ot_engine_stats *e) {
+static cJSON *json_engine(const ot_sim_stats *s, uint32_t core, ot_engine id, const ot_engine_stats *e) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "engine", ot_engine_name(id));
   cJSON_AddNumberToObject(o, "busy_ps", (double)e->busy);
@@ -154,6 +166,8 @@ static cJSON *json_engine(const ot_sim_stats *s, ot_engine id, const ot_engine_s
     cJSON *w = cJSON_CreateObject();
     cJSON_AddNumberToObject(w, "semaphore", sem[k]);
     cJSON_AddNumberToObject(w, "idle_ps", (double)e->idle_sem[sem[k]]);
+    char who[64];
+    cJSON_AddStringToObject(w, "signalled_by", ot_sim_stats_signallers(s, core, sem[k], who, sizeof who));
     cJSON_AddItemToArray(waits, w);
   }
   cJSON *ops = cJSON_AddObjectToObject(o, "insns_by_op");
@@ -167,7 +181,7 @@ static cJSON *json_core(const ot_sim_stats *s, uint32_t core) {
   cJSON_AddNumberToObject(o, "core", core);
   cJSON *engines = cJSON_AddArrayToObject(o, "engines");
   for (unsigned i = 0; i < OT_ENG_COUNT; i++)
-    cJSON_AddItemToArray(engines, json_engine(s, (ot_engine)i, &s->eng[(size_t)core * OT_ENG_COUNT + i]));
+    cJSON_AddItemToArray(engines, json_engine(s, core, (ot_engine)i, &s->eng[(size_t)core * OT_ENG_COUNT + i]));
   cJSON *queues = cJSON_AddArrayToObject(o, "dma_queues");
   for (uint32_t q = 0; s->queue && q < s->queues; q++) {
     const ot_queue_stats *qs = &s->queue[(size_t)core * s->queues + q];

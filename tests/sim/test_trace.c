@@ -303,6 +303,7 @@ typedef struct {
   ot_engine_stats eng[2 * OT_ENG_COUNT];
   ot_queue_stats queue[2 * 16];
   ot_ps idle_sem[2 * OT_ENG_COUNT][32];
+  uint32_t signallers[2 * 32];
 } fake_stats;
 
 static void fake(fake_stats *f) {
@@ -335,6 +336,9 @@ static void fake(fake_stats *f) {
   f->s.transpose_flops = 1000;
   f->s.hfu = 0.5, f->s.mfu = 0.25, f->s.mbu = 0.125, f->s.tensor_util = 0.75;
   f->s.warnings = 2;
+  f->s.sem_signallers = f->signallers;
+  f->signallers[7] = 1u << OT_SIGNAL_DMA;
+  f->signallers[1] = (1u << OT_ENG_VECTOR) | (1u << OT_SIGNAL_DMA);
 }
 
 static void test_stats_table(void **state) {
@@ -348,7 +352,8 @@ static void test_stats_table(void **state) {
   fclose(out);
   const char *want[] = {"simulated time: 2000.000 ns (2.000 us)", "12 instructions, 2 warning(s)", "core 0", "core 1",
                         "tensor", "1500.000", "75.00", "idle semaphore ns", "400.000",
-                        "tensor   waited longest on s3 (300.000 ns), s7 (50.001 ns), s1 (50.000 ns)",
+                        "tensor   waited longest on s3 (300.000 ns, signalled by nobody), s7 (50.001 ns, signalled by DMA), "
+                        "s1 (50.000 ns, signalled by vector+DMA)",
                         "q3", "65536", "q5", "HFU 50.00 %", "MFU 25.00 %", "MBU 12.50 %", "TensorE utilisation 75.00 %",
                         "hbm", "16777216 model"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
