@@ -270,9 +270,10 @@ static void sem_add(ot_sim *s, uint32_t core, uint32_t sem, int64_t delta, ot_ps
   wake_waiters(s, core, sem, when);
 }
 
-/* Release a barrier once every engine of the core with work left has reached it. */
-static void barrier_check(ot_sim *s, uint32_t core) {
-  ot_ps latest = 0;
+/* Release a barrier once every engine of the core with work left has reached it; when is the
+** time of the event that may complete it (an arrival, or an engine halting). */
+static void barrier_check(ot_sim *s, uint32_t core, ot_ps when) {
+  ot_ps latest = when;
   uint32_t tids[OT_ENG_COUNT], n = 0;
   for (unsigned i = 0; i < OT_ENG_COUNT; i++) {
     sim_engine *e = &s->eng[core * OT_ENG_COUNT + i];
@@ -371,7 +372,10 @@ static ot_status step_control(ot_sim *s, sim_engine *e, const ot_insn *in) {
   bool taken;
   int32_t v;
   switch ((ot_opcode)in->op) {
-  case OT_OP_HALT: e->state = ENG_DONE; break;
+  case OT_OP_HALT:
+    e->state = ENG_DONE;
+    barrier_check(s, core, end); /* engines waiting at a barrier no longer wait for this one */
+    break;
   case OT_OP_SEM_WAIT:
     e->wait_sem = (uint32_t)o[0].i;
     e->wait_value = ri_value(e, &o[1]);
@@ -385,7 +389,7 @@ static ot_status step_control(ot_sim *s, sim_engine *e, const ot_insn *in) {
   case OT_OP_SEM_SET: sem_add(s, core, (uint32_t)o[0].i, (int64_t)o[1].i - s->core[core].sem[o[0].i], end, tid, e->id); break;
   case OT_OP_BARRIER:
     block(e, ENG_WAIT_BARRIER);
-    barrier_check(s, core);
+    barrier_check(s, core, e->t);
     return OT_OK;
   case OT_OP_REG_SET: e->regs[o[0].i] = o[1].i; break;
   case OT_OP_REG_OP:
@@ -654,7 +658,11 @@ static ot_status step_datapath(ot_sim *s, sim_engine *e, const ot_insn *in) {
 }
 
 static ot_status step(ot_sim *s, sim_engine *e) {
-  if (e->pc >= e->stream->n) { e->state = ENG_DONE; return OT_OK; } /* end of stream = halt */
+  if (e->pc >= e->stream->n) { /* end of stream = halt */
+    e->state = ENG_DONE;
+    barrier_check(s, e->core, e->t);
+    return OT_OK;
+  }
   const ot_insn *in = &e->stream->insns[e->pc];
   if (in->op >= OT_OP_COUNT) return runtime_error(s, e, e->pc, "unknown opcode %u", in->op);
   if (!(ot_opcodes[in->op].engines & OT_ENG_BIT(e->id)))

@@ -17,8 +17,10 @@
 #include <immintrin.h>
 #endif
 
-#define MB 6  /* output rows (stationary columns, m) per tile */
-#define NB 16 /* output columns (moving columns, n) per tile */
+/* Tile geometry: 6 x 16 (AVX2 / portable: 12 ymm accumulators).  The code takes the geometry
+** as a parameter (mm_geo) so a wider one (AVX-512) can be added; MB and NB bound every one. */
+#define MB 6  /* output rows (stationary columns, m) per tile, at most */
+#define NB 16 /* output columns (moving columns, n) per tile, at most */
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define MM_X86_DISPATCH 1
@@ -30,17 +32,34 @@
 #define MM_INLINE static inline
 #endif
 
+/* Kernels: 0 plain, 1 AVX2 multiply-then-add, 2 AVX2 FMA (exact products only). */
+typedef struct {
+  uint32_t mb, nb;
+  int plain_kernel, fma_kernel; /* the kernel for inexact and for exact products */
+} mm_geo;
+
+static mm_geo mm_geometry(void) {
+  mm_geo g = {6, 16, 0, 0};
+#if MM_X86_DISPATCH
+  if (__builtin_cpu_supports("avx2")) {
+    g.plain_kernel = 1;
+    g.fma_kernel = __builtin_cpu_supports("fma") ? 2 : 1;
+  }
+#endif
+  return g;
+}
+
 /* ---- the fp32 kernel ----------------------------------------------------------------------- */
-/* Portable tile: plain loops the compiler vectorises for whatever the baseline target has. */
+/* Portable tile (6 x 16): plain loops the compiler vectorises for whatever the baseline has. */
 MM_INLINE void mm_tile_plain(float *t, uint64_t ld, const float *sp, const float *bp, uint32_t K) {
-  float acc[MB][NB];
-  for (int i = 0; i < MB; i++)
-    for (int j = 0; j < NB; j++) acc[i][j] = t[i * ld + j];
-  for (uint32_t k = 0; k < K; k++, sp += MB, bp += NB)
-    for (int i = 0; i < MB; i++)
-      for (int j = 0; j < NB; j++) acc[i][j] = acc[i][j] + sp[i] * bp[j];
-  for (int i = 0; i < MB; i++)
-    for (int j = 0; j < NB; j++) t[i * ld + j] = acc[i][j];
+  float acc[6][16];
+  for (int i = 0; i < 6; i++)
+    for (int j = 0; j < 16; j++) acc[i][j] = t[i * ld + j];
+  for (uint32_t k = 0; k < K; k++, sp += 6, bp += 16)
+    for (int i = 0; i < 6; i++)
+      for (int j = 0; j < 16; j++) acc[i][j] = acc[i][j] + sp[i] * bp[j];
+  for (int i = 0; i < 6; i++)
+    for (int j = 0; j < 16; j++) t[i * ld + j] = acc[i][j];
 }
 
 #if MM_X86_DISPATCH
@@ -56,20 +75,18 @@ typedef float mm_v8 __attribute__((vector_size(32)));
 #define MM_ROW_STEP(i) s = MM_SPLAT(sp[i]), c##i##a = c##i##a + s * b0, c##i##b = c##i##b + s * b1
 #define MM_ROW_STORE(i) MM_STORE(t + (i) * ld, c##i##a), MM_STORE(t + (i) * ld + 8, c##i##b)
 
-/* Rows i of the tile at t + i * ld: t[MB][NB] += sp[k][MB]^T . bp[k][NB], k in order, twelve
+/* Rows i of the tile at t + i * ld: t[6][16] += sp[k][6]^T . bp[k][16], k in order, twelve
 ** 8-lane accumulators in AVX registers (a multiply, then an add: two roundings per step). */
 MM_INLINE void mm_tile_v8(float *t, uint64_t ld, const float *sp, const float *bp, uint32_t K) {
   mm_v8 c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, b0, b1, s;
   MM_ROW_LOAD(0), MM_ROW_LOAD(1), MM_ROW_LOAD(2), MM_ROW_LOAD(3), MM_ROW_LOAD(4), MM_ROW_LOAD(5);
-  for (uint32_t k = 0; k < K; k++, sp += MB, bp += NB) {
+  for (uint32_t k = 0; k < K; k++, sp += 6, bp += 16) {
     MM_LOAD(b0, bp), MM_LOAD(b1, bp + 8);
     MM_ROW_STEP(0), MM_ROW_STEP(1), MM_ROW_STEP(2), MM_ROW_STEP(3), MM_ROW_STEP(4), MM_ROW_STEP(5);
   }
   MM_ROW_STORE(0), MM_ROW_STORE(1), MM_ROW_STORE(2), MM_ROW_STORE(3), MM_ROW_STORE(4), MM_ROW_STORE(5);
 }
-#endif
 
-#if MM_X86_DISPATCH
 /* The FMA tile: only used when every product s*b is exactly representable in fp32 (see
 ** mm_products_exact), so fma(s, b, acc) = fl(acc + s*b) = fl(acc + fl(s*b)): the very same
 ** result as the multiply-then-add tile, in half the instructions. */
@@ -80,68 +97,100 @@ __attribute__((target("avx2,fma"))) static void mm_tile_fma(float *t, uint64_t l
                                                              uint32_t K) {
   mm_v8 c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, b0, b1, s;
   MM_ROW_LOAD(0), MM_ROW_LOAD(1), MM_ROW_LOAD(2), MM_ROW_LOAD(3), MM_ROW_LOAD(4), MM_ROW_LOAD(5);
-  for (uint32_t k = 0; k < K; k++, sp += MB, bp += NB) {
+  for (uint32_t k = 0; k < K; k++, sp += 6, bp += 16) {
     MM_LOAD(b0, bp), MM_LOAD(b1, bp + 8);
     MM_ROW_STEP_FMA(0), MM_ROW_STEP_FMA(1), MM_ROW_STEP_FMA(2), MM_ROW_STEP_FMA(3), MM_ROW_STEP_FMA(4), MM_ROW_STEP_FMA(5);
   }
   MM_ROW_STORE(0), MM_ROW_STORE(1), MM_ROW_STORE(2), MM_ROW_STORE(3), MM_ROW_STORE(4), MM_ROW_STORE(5);
 }
+
+/* The FMA tile for the last R < 6 rows of M, in place: no wasted rows, no copy. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void mm_tile_fma_r(float *t, uint64_t ld,
+                                                                                    const float *sp, const float *bp,
+                                                                                    uint32_t K, const int R) {
+  __m256 ca[6], cb[6];
+  for (int i = 0; i < R; i++) ca[i] = _mm256_loadu_ps(t + i * ld), cb[i] = _mm256_loadu_ps(t + i * ld + 8);
+  for (uint32_t k = 0; k < K; k++, sp += 6, bp += 16) {
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+    for (int i = 0; i < R; i++) {
+      __m256 s = _mm256_set1_ps(sp[i]);
+      ca[i] = _mm256_fmadd_ps(s, b0, ca[i]), cb[i] = _mm256_fmadd_ps(s, b1, cb[i]);
+    }
+  }
+  for (int i = 0; i < R; i++) _mm256_storeu_ps(t + i * ld, ca[i]), _mm256_storeu_ps(t + i * ld + 8, cb[i]);
+}
+__attribute__((target("avx2,fma"))) static void mm_tile_fma_rows(float *t, uint64_t ld, const float *sp,
+                                                                  const float *bp, uint32_t K, uint32_t R) {
+  switch (R) {
+  case 1: mm_tile_fma_r(t, ld, sp, bp, K, 1); break;
+  case 2: mm_tile_fma_r(t, ld, sp, bp, K, 2); break;
+  case 3: mm_tile_fma_r(t, ld, sp, bp, K, 3); break;
+  case 4: mm_tile_fma_r(t, ld, sp, bp, K, 4); break;
+  default: mm_tile_fma_r(t, ld, sp, bp, K, 5); break;
+  }
+}
+
 #endif
 
-/* v8: 0 plain, 1 AVX2 multiply-then-add, 2 AVX2 FMA (exact products only). */
 #if MM_X86_DISPATCH
-#define MM_TILE(v8, ...) \
+#define MM_TILE(v8, ...)                                                                                  \
   ((v8) == 2 ? mm_tile_fma(__VA_ARGS__) : (v8) ? mm_tile_v8(__VA_ARGS__) : mm_tile_plain(__VA_ARGS__))
 #else
 #define MM_TILE(v8, ...) ((void)(v8), mm_tile_plain(__VA_ARGS__))
 #endif
 
-/* Copy the valid part of the tile at (m0, n0) between C (row pitch ldc) and a dense tile. */
+/* Copy the valid part of the mb x nb tile at (m0, n0) between C (row pitch ldc) and a dense tile. */
 MM_INLINE void mm_tile_io(float *C, uint64_t ldc, float *t, uint32_t M, uint32_t N, uint32_t m0, uint32_t n0,
-                          bool load) {
-  for (uint32_t i = 0; i < MB; i++)
-    for (uint32_t j = 0; j < NB; j++) {
+                          uint32_t mb, uint32_t nb, bool load) {
+  for (uint32_t i = 0; i < mb; i++)
+    for (uint32_t j = 0; j < nb; j++) {
       bool in = m0 + i < M && n0 + j < N;
       float *c = in ? &C[(uint64_t)(m0 + i) * ldc + n0 + j] : NULL;
-      if (load) t[i * NB + j] = c ? *c : 0.0f;
-      else if (c) *c = t[i * NB + j];
+      if (load) t[i * nb + j] = c ? *c : 0.0f;
+      else if (c) *c = t[i * nb + j];
     }
 }
 
-/* n blocks outer so one packed moving panel (K x 16 floats) stays in L1 across all m blocks.
+/* n blocks outer so one packed moving panel (K x nb floats) stays in L1 across all m blocks.
 ** Whole tiles are updated in place in C; edge tiles through a zero-padded copy. */
 MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
-                      int v8) {
-  uint32_t nmb = (M + MB - 1) / MB, nnb = (N + NB - 1) / NB;
+                      int v8, uint32_t mb, uint32_t nb) {
+  uint32_t nmb = (M + mb - 1) / mb, nnb = (N + nb - 1) / nb;
   float t[MB * NB];
-  for (uint32_t nb = 0; nb < nnb; nb++)
-    for (uint32_t mb = 0; mb < nmb; mb++) {
-      uint32_t m0 = mb * MB, n0 = nb * NB;
-      const float *sp = Sp + (uint64_t)mb * K * MB, *bp = Bp + (uint64_t)nb * K * NB;
-      if (m0 + MB <= M && n0 + NB <= N) {
+  for (uint32_t bn = 0; bn < nnb; bn++)
+    for (uint32_t bm = 0; bm < nmb; bm++) {
+      uint32_t m0 = bm * mb, n0 = bn * nb;
+      const float *sp = Sp + (uint64_t)bm * K * mb, *bp = Bp + (uint64_t)bn * K * nb;
+      if (m0 + mb <= M && n0 + nb <= N) {
         MM_TILE(v8, C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K);
         continue;
       }
-      mm_tile_io(C, ldc, t, M, N, m0, n0, true);
-      MM_TILE(v8, t, NB, sp, bp, K);
-      mm_tile_io(C, ldc, t, M, N, m0, n0, false);
+#if MM_X86_DISPATCH
+      if (v8 == 2 && n0 + nb <= N) { /* the last rows, whole columns */
+        mm_tile_fma_rows(C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K, M - m0);
+        continue;
+      }
+#endif
+      mm_tile_io(C, ldc, t, M, N, m0, n0, mb, nb, true);
+      MM_TILE(v8, t, nb, sp, bp, K);
+      mm_tile_io(C, ldc, t, M, N, m0, n0, mb, nb, false);
     }
 }
 
 static void mm_run_generic(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M,
                            uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 0);
+  mm_run(C, ldc, Sp, Bp, K, M, N, 0, 6, 16);
 }
 
 #if MM_X86_DISPATCH
 /* The same code with 256-bit vectors (no FMA: multiply and add stay separate roundings). */
 __attribute__((target("avx2"))) static void mm_run_avx2(float *C, uint64_t ldc, const float *Sp, const float *Bp,
                                                          uint32_t K, uint32_t M, uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 1);
+  mm_run(C, ldc, Sp, Bp, K, M, N, 1, 6, 16);
 }
 __attribute__((target("avx2,fma"))) static void mm_run_fma(float *C, uint64_t ldc, const float *Sp, const float *Bp,
                                                             uint32_t K, uint32_t M, uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 2);
+  mm_run(C, ldc, Sp, Bp, K, M, N, 2, 6, 16);
 }
 #endif
 
@@ -201,70 +250,139 @@ static void mm_range(const float *v, uint64_t n, double *lo, double *hi) {
   *lo = l, *hi = h;
 }
 
-static bool mm_products_exact(ot_dtype ta, const float *a, uint64_t na, ot_dtype tb, const float *b, uint64_t nb) {
+/* The exactness test from the two operands' ranges (smallest nonzero, largest magnitude). */
+static bool mm_ranges_exact(ot_dtype ta, double alo, double ahi, ot_dtype tb, double blo, double bhi) {
   if (!mm_type_short(ta) || !mm_type_short(tb)) return false;
-  double alo, ahi, blo, bhi;
-  mm_range(a, na, &alo, &ahi);
-  mm_range(b, nb, &blo, &bhi);
   if (!isfinite(ahi) || !isfinite(bhi)) return false;         /* Inf/NaN inputs: keep the plain path */
   if (ahi == 0 || bhi == 0) return true;                        /* every product is zero */
   return alo * blo >= 0x1p-126 && ahi * bhi < 0x1p127;          /* double: no under/overflow here */
 }
 
-/* Packing: Sp[mb][k][MB] from S [K][M], and row k of B into Bp[nb][k][NB], zero-padded, so
-** each k step of a tile reads 6 + 16 consecutive floats.  mm_pack_block copies w <= n floats
+/* Packing: Sp[bm][k][mb] from S [K][M], and row k of B into Bp[bn][k][nb], zero-padded, so
+** each k step of a tile reads mb + nb consecutive floats.  mm_pack_block copies w <= n floats
 ** and zeroes the rest (fixed-size copies for whole blocks, which the compiler inlines). */
 MM_INLINE void mm_pack_block(float *d, const float *s, uint32_t w, uint32_t n) {
-  if (w == n && n == MB) memcpy(d, s, MB * sizeof *d);
-  else if (w == n && n == NB) memcpy(d, s, NB * sizeof *d);
+  if (w == n) memcpy(d, s, n * sizeof *d);
   else for (uint32_t i = 0; i < n; i++) d[i] = i < w ? s[i] : 0.0f;
 }
 
-static void mm_pack_s(float *Sp, const float *S, uint32_t K, uint32_t M) {
-  uint32_t nmb = (M + MB - 1) / MB;
+MM_INLINE void mm_pack_s_c(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb) {
+  uint32_t nmb = (M + mb - 1) / mb;
   for (uint32_t k = 0; k < K; k++)
-    for (uint32_t mb = 0; mb < nmb; mb++) {
-      uint32_t m0 = mb * MB;
-      mm_pack_block(Sp + ((uint64_t)mb * K + k) * MB, S + (uint64_t)k * M + m0, M - m0 < MB ? M - m0 : MB, MB);
+    for (uint32_t bm = 0; bm < nmb; bm++) {
+      uint32_t m0 = bm * mb;
+      mm_pack_block(Sp + ((uint64_t)bm * K + k) * mb, S + (uint64_t)k * M + m0, M - m0 < mb ? M - m0 : mb, mb);
     }
 }
 
-static void mm_pack_b_row(float *Bp, const float *row, uint32_t k, uint32_t K, uint32_t N) {
-  uint32_t nnb = (N + NB - 1) / NB;
-  for (uint32_t nb = 0; nb < nnb; nb++) {
-    uint32_t n0 = nb * NB;
-    mm_pack_block(Bp + ((uint64_t)nb * K + k) * NB, row + n0, N - n0 < NB ? N - n0 : NB, NB);
+static void mm_pack_s(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb) {
+  (void)mb; /* the one geometry: mb = MB */
+  mm_pack_s_c(Sp, S, K, M, MB);
+}
+
+MM_INLINE void mm_pack_b_row_c(float *Bp, const float *row, uint32_t k, uint32_t K, uint32_t N, uint32_t nb) {
+  uint32_t nnb = (N + nb - 1) / nb;
+  for (uint32_t bn = 0; bn < nnb; bn++) {
+    uint32_t n0 = bn * nb;
+    mm_pack_block(Bp + ((uint64_t)bn * K + k) * nb, row + n0, N - n0 < nb ? N - n0 : nb, nb);
   }
 }
 
-static uint64_t mm_packed_s(uint32_t K, uint32_t M) { return (uint64_t)(M + MB - 1) / MB * MB * K; }
-static uint64_t mm_packed_b(uint32_t K, uint32_t N) { return (uint64_t)(N + NB - 1) / NB * NB * K; }
+static void mm_pack_b_row(float *Bp, const float *row, uint32_t k, uint32_t K, uint32_t N, uint32_t nb) {
+  (void)nb; /* the one geometry: nb = NB */
+  mm_pack_b_row_c(Bp, row, k, K, N, NB);
+}
 
-/* C += S^T . B from packed operands; row m of C at C + m * ldc.  exact: every product is exact
-** in fp32 (mm_products_exact), so the FMA kernel gives the same bits. */
-static void mm_compute(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
-                       bool exact) {
-#if MM_X86_DISPATCH
-  if (exact && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    mm_run_fma(C, ldc, Sp, Bp, K, M, N);
-    return;
+/* A dense little-endian bf16 row of N elements at p straight into the packed panels (row k),
+** and the running range of its magnitudes as bits: mx[j] the largest |bits|, mn[j] the
+** smallest |bits| - 1 (wrapping, so zeros never count as the smallest nonzero), per lane j. */
+MM_INLINE void mm_bf16_row_c(float *Bp, const uint8_t *p, uint32_t k, uint32_t K, uint32_t N, uint32_t nb,
+                             uint16_t *mx, uint16_t *mn) {
+  uint32_t nnb = (N + nb - 1) / nb;
+  for (uint32_t bn = 0; bn < nnb; bn++) {
+    uint32_t n0 = bn * nb, w = N - n0 < nb ? N - n0 : nb;
+    float *d = Bp + ((uint64_t)bn * K + k) * nb;
+    uint16_t h[NB];
+    uint32_t o[NB];
+    if (w == nb) {
+      memcpy(h, p + 2 * (uint64_t)n0, nb * sizeof *h);
+    } else {
+      memset(h, 0, sizeof h);
+      memcpy(h, p + 2 * (uint64_t)n0, w * sizeof *h);
+    }
+    for (uint32_t j = 0; j < nb; j++) {
+      uint16_t a = (uint16_t)(h[j] & 0x7FFF), am = (uint16_t)(a - 1u);
+      mx[j] = a > mx[j] ? a : mx[j];
+      mn[j] = am < mn[j] ? am : mn[j];
+      o[j] = (uint32_t)h[j] << 16;
+    }
+    memcpy(d, o, nb * sizeof *o);
   }
-  if (__builtin_cpu_supports("avx2")) {
-    mm_run_avx2(C, ldc, Sp, Bp, K, M, N);
-    return;
+}
+
+static void mm_bf16_row_plain(float *Bp, const uint8_t *p, uint32_t k, uint32_t K, uint32_t N, uint32_t nb,
+                              uint16_t *mx, uint16_t *mn) {
+  (void)nb; /* the one geometry: nb = NB */
+  mm_bf16_row_c(Bp, p, k, K, N, NB, mx, mn);
+}
+
+#if MM_X86_DISPATCH
+/* The same with AVX2 intrinsics, 16 elements a step; mx and mn hold 16 lanes each. */
+__attribute__((target("avx2"))) static void mm_bf16_row_avx2(float *Bp, const uint8_t *p, uint32_t k, uint32_t K,
+                                                              uint32_t N, uint32_t nb, uint16_t *mx, uint16_t *mn) {
+  const __m256i absmask = _mm256_set1_epi16(0x7FFF), one = _mm256_set1_epi16(1);
+  __m256i vx = _mm256_loadu_si256((const __m256i *)(const void *)mx);
+  __m256i vn = _mm256_loadu_si256((const __m256i *)(const void *)mn);
+  uint32_t nfull = N / nb * nb; /* elements in whole blocks */
+  for (uint32_t n0 = 0; n0 < nfull; n0 += nb) {
+    float *d = Bp + ((uint64_t)(n0 / nb) * K + k) * nb;
+    for (uint32_t j = 0; j < nb; j += 16) {
+      __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * (uint64_t)(n0 + j)));
+      __m256i a = _mm256_and_si256(h, absmask);
+      vx = _mm256_max_epu16(vx, a);
+      vn = _mm256_min_epu16(vn, _mm256_sub_epi16(a, one));
+      __m256i lo = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), 16);
+      __m256i hi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 16);
+      _mm256_storeu_si256((__m256i *)(void *)(d + j), lo);
+      _mm256_storeu_si256((__m256i *)(void *)(d + j + 8), hi);
+    }
+  }
+  _mm256_storeu_si256((__m256i *)(void *)mx, vx);
+  _mm256_storeu_si256((__m256i *)(void *)mn, vn);
+  if (nfull < N) { /* the last, partial block: through the portable code on a shifted row */
+    uint32_t w = N - nfull;
+    mm_bf16_row_plain(Bp + (uint64_t)(nfull / nb) * K * nb, p + 2 * (uint64_t)nfull, k, K, w, nb, mx, mn);
+  }
+}
+#endif
+
+static uint64_t mm_packed_s(uint32_t K, uint32_t M, uint32_t mb) { return (uint64_t)(M + mb - 1) / mb * mb * K; }
+static uint64_t mm_packed_b(uint32_t K, uint32_t N, uint32_t nb) { return (uint64_t)(N + nb - 1) / nb * nb * K; }
+
+/* C += S^T . B from operands packed for g; row m of C at C + m * ldc.  exact: every product is
+** exact in fp32 (mm_products_exact), so the FMA kernel gives the same bits. */
+static void mm_compute(const mm_geo *g, float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K,
+                       uint32_t M, uint32_t N, bool exact) {
+  int kern = exact ? g->fma_kernel : g->plain_kernel;
+#if MM_X86_DISPATCH
+  switch (kern) {
+  case 2: mm_run_fma(C, ldc, Sp, Bp, K, M, N); return;
+  case 1: mm_run_avx2(C, ldc, Sp, Bp, K, M, N); return;
+  default: break;
   }
 #endif
-  (void)exact;
+  (void)kern;
   mm_run_generic(C, ldc, Sp, Bp, K, M, N);
 }
 
 ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, uint32_t M, uint32_t N) {
   if (!K || !M || !N) return OT_OK;
-  float *Sp = malloc(mm_packed_s(K, M) * sizeof *Sp), *Bp = malloc(mm_packed_b(K, N) * sizeof *Bp);
+  mm_geo g = mm_geometry();
+  float *Sp = malloc(mm_packed_s(K, M, g.mb) * sizeof *Sp), *Bp = malloc(mm_packed_b(K, N, g.nb) * sizeof *Bp);
   if (Sp && Bp) {
-    mm_pack_s(Sp, S, K, M);
-    for (uint32_t k = 0; k < K; k++) mm_pack_b_row(Bp, B + (uint64_t)k * N, k, K, N);
-    mm_compute(C, N, Sp, Bp, K, M, N, false);
+    mm_pack_s(Sp, S, K, M, g.mb);
+    for (uint32_t k = 0; k < K; k++) mm_pack_b_row(Bp, B + (uint64_t)k * N, k, K, N, g.nb);
+    mm_compute(&g, C, N, Sp, Bp, K, M, N, false);
   }
   ot_status st = Sp && Bp ? OT_OK : OT_ENOMEM;
   free(Sp), free(Bp);
@@ -285,7 +403,14 @@ ot_status exec_ldweights(ot_exec_op *e) {
   if (!core || !core->stationary) return exec_fail(e, "TensorE has no stationary buffer in this context");
   ot_status st = exec_check_init(e, 0);
   if (st != OT_OK) return st;
-  ot_view_load_f32(&e->x->mem, src, core->stationary); /* [k][m]: iteration order */
+  /* [k][m]: iteration order, a partition row at a time, fetching a few rows ahead */
+  ot_view_cursor cur;
+  ot_view_cursor_init(&cur, &e->x->mem, src);
+  for (uint32_t k = 0; k < 8 && k < K; k++) ot_view_prefetch_partition(&e->x->mem, src, k);
+  for (uint32_t k = 0; k < K; k++) {
+    ot_view_prefetch_partition(&e->x->mem, src, k + 8);
+    ot_cursor_load_f32(&e->x->mem, src, &cur, core->stationary + (uint64_t)k * M, M);
+  }
   core->stat_k = (uint32_t)K, core->stat_m = (uint32_t)M, core->stat_dtype = (uint8_t)src->dtype;
   return OT_OK;
 }
@@ -322,20 +447,68 @@ static ot_status matmul_check_acc(ot_exec_op *e) {
                    (unsigned long long)bad, (unsigned long long)(dst->part_start + bad / F), (unsigned long long)(bad % F));
 }
 
-/* The moving tensor [K][N] straight into packed panels, a partition row at a time. */
-static ot_status matmul_load_moving(ot_exec_op *e, float *Bp, uint32_t K, uint32_t N) {
+/* The byte address of partition row 0 of a view whose partition rows are each one dense run
+** of bf16 elements in SBUF or PSUM (little-endian host), or NULL; *pitch: bytes between rows. */
+static const uint8_t *matmul_bf16_rows(ot_exec_op *e, const ot_view *v, uint64_t *pitch) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const ot_sram *s = ot_mem_sram(&e->x->mem, v->mem);
+  if (v->dtype != OT_DT_BF16 || !s) return NULL;
+  uint64_t n = 1;
+  for (unsigned d = v->ndim; d-- > 0;) { /* innermost first: each dim continues the previous */
+    if (v->size[d] != 1 && v->stride[d] != (int64_t)(2 * n)) return NULL;
+    n *= v->size[d];
+  }
+  *pitch = s->part_bytes;
+  return s->data + (uint64_t)v->part_start * s->part_bytes + v->offset;
+#else
+  (void)e, (void)v, (void)pitch;
+  return NULL;
+#endif
+}
+
+/* The moving tensor [K][N] straight into packed panels, a partition row at a time, and the
+** range of its magnitudes (smallest nonzero, largest; non-finite when any is Inf or NaN). */
+static ot_status matmul_load_moving(ot_exec_op *e, const mm_geo *g, float *Bp, uint32_t K, uint32_t N, double *lo,
+                                    double *hi) {
   const ot_view *mov = &e->v[1];
   ot_status st = exec_check_init(e, 1);
+  if (st != OT_OK) return st;
+  for (uint32_t k = 0; k < 4 && k < K; k++) ot_view_prefetch_partition(&e->x->mem, mov, k);
+  uint64_t pitch = 0;
+  const uint8_t *rows = matmul_bf16_rows(e, mov, &pitch);
+  if (rows) { /* bf16: convert into the panels in one pass, the range from the bits */
+    uint16_t mx[NB], mn[NB];
+    for (unsigned j = 0; j < NB; j++) mx[j] = 0, mn[j] = UINT16_MAX;
+#if MM_X86_DISPATCH
+    bool avx2 = __builtin_cpu_supports("avx2");
+#endif
+    for (uint32_t k = 0; k < K; k++) {
+      ot_view_prefetch_partition(&e->x->mem, mov, k + 4); /* a few rows ahead */
+#if MM_X86_DISPATCH
+      if (avx2) mm_bf16_row_avx2(Bp, rows + (uint64_t)k * pitch, k, K, N, g->nb, mx, mn);
+      else
+#endif
+        mm_bf16_row_plain(Bp, rows + (uint64_t)k * pitch, k, K, N, g->nb, mx, mn);
+    }
+    uint16_t x = 0, y = UINT16_MAX;
+    for (unsigned j = 0; j < NB; j++) x = mx[j] > x ? mx[j] : x, y = mn[j] < y ? mn[j] : y;
+    float flo, fhi;
+    uint32_t blo = (uint32_t)(uint16_t)(y + 1u) << 16, bhi = (uint32_t)x << 16;
+    memcpy(&flo, &blo, sizeof flo), memcpy(&fhi, &bhi, sizeof fhi);
+    *hi = x >= 0x7F80 ? INFINITY : fhi;      /* Inf or NaN: non-finite */
+    *lo = y == UINT16_MAX ? INFINITY : flo;  /* all zeros: no nonzero magnitude */
+    return OT_OK;
+  }
   float *row = exec_alloc(e, N, sizeof *row);
-  if (st != OT_OK || !row) return st != OT_OK ? st : OT_ENOMEM;
+  if (!row) return OT_ENOMEM;
   ot_view_cursor c;
   ot_view_cursor_init(&c, &e->x->mem, mov);
-  for (uint32_t k = 0; k < 4 && k < K; k++) ot_view_prefetch_partition(&e->x->mem, mov, k);
   for (uint32_t k = 0; k < K; k++) {
     ot_view_prefetch_partition(&e->x->mem, mov, k + 4); /* a few rows ahead */
     ot_cursor_load_f32(&e->x->mem, mov, &c, row, N);
-    mm_pack_b_row(Bp, row, k, K, N);
+    mm_pack_b_row(Bp, row, k, K, N, g->nb);
   }
+  mm_range(Bp, mm_packed_b(K, N, g->nb), lo, hi);
   return OT_OK;
 }
 
@@ -382,15 +555,18 @@ ot_status exec_matmul(ot_exec_op *e) {
   ot_status st = matmul_check(e, core);
   if (st != OT_OK) return st;
   uint32_t K = core->stat_k, M = core->stat_m, N = (uint32_t)e->v[1].free_elems;
-  float *Sp = exec_alloc(e, mm_packed_s(K, M), sizeof *Sp), *Bp = exec_alloc(e, mm_packed_b(K, N), sizeof *Bp), *C;
+  mm_geo g = mm_geometry();
+  float *Sp = exec_alloc(e, mm_packed_s(K, M, g.mb), sizeof *Sp), *Bp = exec_alloc(e, mm_packed_b(K, N, g.nb), sizeof *Bp), *C;
   uint64_t ldc;
   bool copy;
+  double alo, ahi, blo, bhi;
   if (!Sp || !Bp) return OT_ENOMEM;
-  if ((st = matmul_load_moving(e, Bp, K, N)) || (st = matmul_accumulator(e, M, N, &C, &ldc, &copy))) return st;
-  mm_pack_s(Sp, core->stationary, K, M);
-  bool exact = mm_products_exact((ot_dtype)core->stat_dtype, core->stationary, (uint64_t)K * M, (ot_dtype)e->v[1].dtype, Bp,
-                                 mm_packed_b(K, N));
-  if (N) mm_compute(C, ldc, Sp, Bp, K, M, N, exact);
+  if ((st = matmul_load_moving(e, &g, Bp, K, N, &blo, &bhi)) || (st = matmul_accumulator(e, M, N, &C, &ldc, &copy)))
+    return st;
+  mm_pack_s(Sp, core->stationary, K, M, g.mb);
+  mm_range(core->stationary, (uint64_t)K * M, &alo, &ahi);
+  bool exact = mm_ranges_exact((ot_dtype)core->stat_dtype, alo, ahi, (ot_dtype)e->v[1].dtype, blo, bhi);
+  if (N) mm_compute(&g, C, ldc, Sp, Bp, K, M, N, exact);
   if (copy) return exec_write_f32(e, 0, C, true);
   ot_view_mark_written(&e->x->mem, &e->v[0], true);
   return OT_OK;

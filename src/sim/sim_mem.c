@@ -633,15 +633,27 @@ ot_status ot_mem_copy_run(const ot_mem_ctx *m, ot_mem dmem, const ot_view_run *d
 /* Byte range [lo, lo + len) of element i of a run. */
 static uint64_t run_elem(const ot_view_run *r, uint64_t i) { return r->addr + (uint64_t)((int64_t)i * r->stride); }
 
-/* Start fetching the bitmap bytes of each partition's first byte: one partition's bits are
-** far from the next one's, and scanning them in turn would wait for each in turn. */
-static void bits_prefetch_rows(const uint8_t *bits, const ot_mem_ctx *m, const ot_view *v) {
+/* Start fetching the bitmap bytes of each partition's span (shift: log2 of the bytes one bit
+** stands for, 0 for the byte map, 2 for the word map): one partition's bits are far from the
+** next one's, and scanning them in turn would wait for each in turn.  At most 8 cache lines a
+** partition (beyond that the hardware prefetcher has caught on). */
+static void bits_prefetch_rows(const uint8_t *bits, const ot_mem_ctx *m, const ot_view *v, unsigned shift) {
 #if defined(__GNUC__)
   const ot_sram *s = ot_mem_sram(m, v->mem);
-  for (uint32_t p = 0; s && p < v->parts && p < 256; p++)
-    __builtin_prefetch(bits + (((uint64_t)(v->part_start + p) * s->part_bytes + v->offset) >> 3));
+  if (!s || !v->free_elems) return;
+  int64_t lo = 0, hi = (int64_t)v->esize; /* the partition's byte span, as ot_view_resolve bounds it */
+  for (unsigned d = 0; d < v->ndim; d++) {
+    int64_t span = v->stride[d] * (int64_t)(v->size[d] - 1);
+    if (span < 0) lo += span; else hi += span;
+  }
+  for (uint32_t p = 0; p < v->parts && p < 256; p++) {
+    uint64_t a = (uint64_t)(v->part_start + p) * s->part_bytes + v->offset;
+    uint64_t b0 = (uint64_t)((int64_t)a + lo) >> (3 + shift), b1 = (uint64_t)((int64_t)a + hi - 1) >> (3 + shift);
+    if (b1 - b0 > 8 * 64) b1 = b0 + 8 * 64;
+    for (uint64_t b = b0 & ~(uint64_t)63; b <= b1; b += 64) __builtin_prefetch(bits + b);
+  }
 #else
-  (void)bits, (void)m, (void)v;
+  (void)bits, (void)m, (void)v, (void)shift;
 #endif
 }
 
@@ -651,7 +663,7 @@ bool ot_view_is_written(const ot_mem_ctx *m, const ot_view *v, uint64_t *first_b
   ot_view_cursor c;
   ot_view_cursor_init(&c, m, v);
   ot_view_run r;
-  bits_prefetch_rows(s->written, m, v);
+  bits_prefetch_rows(s->written, m, v, 0);
   uint64_t idx = 0, es = v->esize;
   while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {
     if (r.stride == (int64_t)es) { /* dense: scan the bytes a word at a time */
@@ -685,6 +697,7 @@ bool ot_view_is_mm_written(const ot_mem_ctx *m, const ot_view *v, uint64_t *firs
   if (!s || !s->mm_written) return v->mem == OT_MEM_PSUM; /* untracked PSUM: cannot tell */
   ot_view_cursor c;
   ot_view_cursor_init(&c, m, v);
+  bits_prefetch_rows(s->mm_written, m, v, 2);
   ot_view_run r;
   uint64_t idx = 0, w0, w1;
   while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {

@@ -201,6 +201,36 @@ static void test_overlap_and_wait(void **state) {
   ot_chip_free(chip);
 }
 
+/* A barrier releases every waiting engine when the last engine with work left arrives; an
+** engine that halts no longer counts. */
+static void test_barrier(void **state) {
+  (void)state;
+  ot_chip *chip = st_chip("trn2");
+  /* vector and scalar meet at the barrier at once; GpSimd works, then halts without reaching it:
+  ** its halt is what releases them (not a deadlock). */
+  ot_program *p = st_asm(".engine vector\n memset sb.fp32[0:128]@0[1,4], 1\n barrier\n memset sb.fp32[0:128]@8192[1,4], 1\n"
+                         ".engine scalar\n barrier\n activate sb.fp32[0:128]@16384[1,4], sb.fp32[0:128]@0[1,4], exp\n"
+                         ".engine gpsimd\n memset sb.fp32[0:128]@32768[1,8192], 2\n halt\n");
+  ot_error err;
+  ot_error_clear(&err);
+  ot_sim *s = st_run(chip, p, NULL, &err);
+  if (!s) fprintf(stderr, "%s\n", err.msg);
+  assert_non_null(s);
+  const ot_trace_event *v0 = st_event(s, OT_ENG_GPSIMD, OT_EV_INSN, 0), *a = NULL;
+  const ot_trace *t = ot_sim_get_trace(s);
+  for (size_t i = 0; i < t->n; i++)
+    if (t->ev[i].track == OT_ENG_SCALAR && t->ev[i].track_kind == OT_TRACK_ENGINE && !strncmp(t->strings + t->ev[i].name, "activate", 8))
+      a = &t->ev[i];
+  assert_non_null(v0);
+  assert_non_null(a);
+  /* scalar was released when GpSimd halted after its long memset */
+  assert_true(a->start >= v0->start + v0->dur);
+  assert_true(ot_sim_get_stats(s)->eng[OT_ENG_SCALAR].idle[OT_IDLE_BARRIER] > 0);
+  ot_sim_free(s);
+  ot_program_free(p);
+  ot_chip_free(chip);
+}
+
 /* One 1 MiB HBM -> SBUF transfer: issue + start latency + bytes / (16 engines x 23 GB/s). */
 static void test_dma_time(void **state) {
   (void)state;
@@ -283,6 +313,7 @@ int main(void) {
     cmocka_unit_test(test_more_formulas),
     cmocka_unit_test(test_matmul_formula),
     cmocka_unit_test(test_overlap_and_wait),
+    cmocka_unit_test(test_barrier),
     cmocka_unit_test(test_dma_time),
     cmocka_unit_test(test_scalesim_gpt2),
   };

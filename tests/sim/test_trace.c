@@ -352,8 +352,7 @@ static void test_stats_table(void **state) {
   fclose(out);
   const char *want[] = {"simulated time: 2000.000 ns (2.000 us)", "12 instructions, 2 warning(s)", "core 0", "core 1",
                         "tensor", "1500.000", "75.00", "idle semaphore ns", "400.000",
-                        "tensor   waited longest on s3 (300.000 ns, signalled by nobody), s7 (50.001 ns, signalled by DMA), "
-                        "s1 (50.000 ns, signalled by vector+DMA)",
+                        "tensor   waited longest on s3 (300.000 ns, signalled by nobody), s7 (50.001 ns, signalled by DMA), s1 (50.000 ns, signalled by vector+DMA)",
                         "q3", "65536", "q5", "HFU 50.00 %", "MFU 25.00 %", "MBU 12.50 %", "TensorE utilisation 75.00 %",
                         "hbm", "16777216 model"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
