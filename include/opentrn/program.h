@@ -34,6 +34,9 @@ ot_status ot_program_load(const char *path, ot_program **out, ot_error *err);
 ot_status ot_program_serialize(const ot_program *prog, void **bytes, size_t *size, ot_error *err);
 ot_status ot_program_deserialize(const void *bytes, size_t size, ot_program **out, ot_error *err);
 
+/* A program file or an assembly text file, told apart by the program file's magic. */
+ot_status ot_program_open(const char *path, ot_program **out, ot_error *err);
+
 void ot_program_free(ot_program *prog);
 
 /* Target chip named by the program ("" if none) and total instruction count. */

@@ -7,19 +7,6 @@
 
 #include "cli/cli.h"
 
-/* A program from an assembly file or a program file (told apart by the file's magic). */
-static ot_status load_any(const char *path, ot_program **prog, ot_error *err) {
-  FILE *f = fopen(path, "rb");
-  char magic[8] = {0};
-  if (f) {
-    size_t got = fread(magic, 1, sizeof magic, f);
-    (void)got;
-    fclose(f);
-  }
-  if (!memcmp(magic, "OTRNPROG", 8)) return ot_program_load(path, prog, err);
-  return ot_asm_file(path, prog, err);
-}
-
 /* Chip from --chip, else the program's .chip; NULL chip with OT_OK when neither names one. */
 static ot_status chip_for(const char *opt, const ot_program *prog, ot_chip **chip, ot_error *err) {
   *chip = NULL;
@@ -139,7 +126,7 @@ int cli_verify(int argc, char **argv) {
   ot_error_clear(&err);
   ot_program *prog = NULL;
   ot_chip *chip = NULL;
-  if (load_any(a.input, &prog, &err)) return report(&err, "verify");
+  if (ot_program_open(a.input, &prog, &err)) return report(&err, "verify");
   if (chip_for(a.chip, prog, &chip, &err)) rc = report(&err, "verify");
   else if (!chip) { fprintf(stderr, "opentrn verify: no chip: give --chip or a .chip line\n%s", verify_usage); rc = CLI_USAGE; }
   else if (ot_program_verify(prog, chip, &err)) { fprintf(stderr, "%s: %u violation(s) on %s\n%s\n", a.input, err.count, ot_chip_name(chip), err.msg); rc = CLI_REJECTED; }

@@ -147,24 +147,11 @@ static int rejected(const char *what, const char *msg) {
   return CLI_REJECTED;
 }
 
-/* A program file or an assembly file, told apart by the program file's magic. */
-static ot_status load_any(const char *path, ot_program **prog, ot_error *err) {
-  char magic[8] = {0};
-  FILE *f = fopen(path, "rb");
-  if (f) {
-    size_t got = fread(magic, 1, sizeof magic, f);
-    (void)got;
-    fclose(f);
-  }
-  if (!memcmp(magic, "OTRNPROG", 8)) return ot_program_load(path, prog, err);
-  return ot_asm_file(path, prog, err);
-}
-
 static int open_device(const run_args *a, ot_device **d) {
   ot_error err;
   ot_error_clear(&err);
   ot_program *prog = NULL;
-  if (load_any(a->prog, &prog, &err)) return rejected(ot_status_str(err.code), err.msg);
+  if (ot_program_open(a->prog, &prog, &err)) return rejected(ot_status_str(err.code), err.msg);
   const char *chip = a->chip ? a->chip : ot_program_chip(prog);
   int rc = CLI_OK;
   if (!chip || !*chip) {

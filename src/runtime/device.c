@@ -171,16 +171,10 @@ ot_status ot_device_load(ot_device *d, const ot_program *prog) {
 
 ot_status ot_device_load_file(ot_device *d, const char *path) {
   if (!path) return dev_fail(d, OT_EINVAL, "ot_device_load_file: path is NULL");
-  char magic[8] = {0};
-  FILE *f = fopen(path, "rb");
-  if (!f) return dev_fail(d, OT_EIO, "%s: cannot open: %s", path, strerror(errno));
-  size_t got = fread(magic, 1, sizeof magic, f);
-  fclose(f);
   ot_program *prog = NULL;
   ot_error e;
   ot_error_clear(&e);
-  ot_status s = got == sizeof magic && !memcmp(magic, "OTRNPROG", 8) ? ot_program_load(path, &prog, &e)
-                                                                      : ot_asm_file(path, &prog, &e);
+  ot_status s = ot_program_open(path, &prog, &e);
   if (s) return dev_keep(d, s, &e);
   return dev_adopt(d, prog);
 }

@@ -1,6 +1,8 @@
 /* Reading program files: validate everything, then build the in-memory program.  Every check
 ** names what failed, where, and what was expected; no input can make the reader read outside
 ** the buffer, allocate without bound, or crash. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -238,4 +240,15 @@ ot_status ot_program_load(const char *path, ot_program **out, ot_error *err) {
   if (s) ot_error_set(err, s, "%s: not loaded", path);
   free(data);
   return s;
+}
+
+ot_status ot_program_open(const char *path, ot_program **out, ot_error *err) {
+  *out = NULL;
+  char magic[sizeof OT_PROG_MAGIC - 1] = {0};
+  FILE *f = fopen(path, "rb");
+  if (!f) return ot_error_set(err, OT_EIO, "%s: cannot open: %s", path, strerror(errno));
+  size_t got = fread(magic, 1, sizeof magic, f);
+  fclose(f);
+  if (got == sizeof magic && !memcmp(magic, OT_PROG_MAGIC, sizeof magic)) return ot_program_load(path, out, err);
+  return ot_asm_file(path, out, err);
 }
