@@ -126,6 +126,9 @@ unsigned ot_race_access(ot_race *r, uint32_t tid, const ot_mem_ctx *m, const ot_
 void ot_race_sem_inc(ot_race *r, uint32_t tid, uint32_t core, uint32_t sem);
 void ot_race_sem_acquire(ot_race *r, uint32_t tid, uint32_t core, uint32_t sem);
 void ot_race_dma_issue(ot_race *r, uint32_t issuer_tid, uint32_t qtid);
+/* (ot_race_dma_issue joins at once.  The event loop instead keeps each transfer's issue clock with
+** ot_race_clock_snapshot and joins it when the transfer runs, ot_race_clock_acquire in sim_race.h:
+** a later trigger on the same queue must not lend an earlier transfer its ordering.) */
 /* Barrier: every listed thread's clock becomes the join of all of them. */
 void ot_race_barrier(ot_race *r, const uint32_t *tids, uint32_t n);
 

@@ -88,7 +88,7 @@ MM_INLINE void mm_tile_v8(float *t, uint64_t ld, const float *sp, const float *b
 }
 
 /* The FMA tile: only used when every product s*b is exactly representable in fp32 (see
-** mm_products_exact), so fma(s, b, acc) = fl(acc + s*b) = fl(acc + fl(s*b)): the very same
+** mm_ranges_exact), so fma(s, b, acc) = fl(acc + s*b) = fl(acc + fl(s*b)): the very same
 ** result as the multiply-then-add tile, in half the instructions. */
 #define MM_ROW_STEP_FMA(i) \
   s = MM_SPLAT(sp[i]), c##i##a = (mm_v8)_mm256_fmadd_ps((__m256)s, (__m256)b0, (__m256)c##i##a), \
@@ -360,7 +360,7 @@ static uint64_t mm_packed_s(uint32_t K, uint32_t M, uint32_t mb) { return (uint6
 static uint64_t mm_packed_b(uint32_t K, uint32_t N, uint32_t nb) { return (uint64_t)(N + nb - 1) / nb * nb * K; }
 
 /* C += S^T . B from operands packed for g; row m of C at C + m * ldc.  exact: every product is
-** exact in fp32 (mm_products_exact), so the FMA kernel gives the same bits. */
+** exact in fp32 (mm_ranges_exact), so the FMA kernel gives the same bits. */
 static void mm_compute(const mm_geo *g, float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K,
                        uint32_t M, uint32_t N, bool exact) {
   int kern = exact ? g->fma_kernel : g->plain_kernel;
