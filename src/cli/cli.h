@@ -19,6 +19,12 @@ int cli_verify(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_isa(int argc, char **argv);
+int cli_cost(int argc, char **argv);
+int cli_report(int argc, char **argv);
+int cli_compile(int argc, char **argv);
+int cli_check(int argc, char **argv);
+int cli_graph(int argc, char **argv);
+int cli_train(int argc, char **argv);
 
 /* True if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);

@@ -15,8 +15,14 @@ static const cli_command commands[] = {
   {"asm",    cli_asm,    "assemble a kernel (.s) into a program file (.prog)"},
   {"disasm", cli_disasm, "print a program file as assembly"},
   {"verify", cli_verify, "check a program (or kernel source) against a chip's rules"},
+  {"compile", cli_compile, "compile a graph (JSON, docs/graph.md) into a program, with an annotated listing"},
+  {"check",  cli_check,  "list every graph node a chip cannot run (JSON graph, docs/graph.md), all in one pass"},
+  {"graph",  cli_graph,  "print a graph file's listing, or the graph reference (--doc: docs/graph.md)"},
   {"run",    cli_run,    "run a program on a simulated chip: .npy inputs and outputs, stats, trace"},
   {"isa",    cli_isa,    "print the instruction-set reference (docs/isa.md)"},
+  {"cost",   cli_cost,   "cost of training or serving on simulated Trainium chips vs NVIDIA GPUs"},
+  {"report", cli_report, "one self-contained HTML report (charts) from run statistics, loss and cost"},
+  {"train",  cli_train,  "train a GPT-2 or Llama model on a text file on a simulated chip (docs/training.md)"},
   {"demo",   cli_demo,   "the main job: show the trn2 chip, assemble, verify and disassemble a kernel"},
 };
 

@@ -32,6 +32,11 @@
 **   w2, w3   byte offset, low word then high word
 **   then ndim pairs: stride (int32, elements), size (uint32)
 ** An absent AP (mem none) is the single word 0.
+**
+** Opcodes are the positions in opcodes.def.  New instructions are appended at its end (dma_gather
+** and dma_scatter_add: 30 and 31), so every existing encoding keeps its meaning and the version
+** stays 1; a reader that predates an opcode rejects it ("opcode N unknown").  An indirect DMA's
+** descriptor holds three AP blocks: dst, src, idx.
 */
 #ifndef OT_ENCODING_H
 #define OT_ENCODING_H

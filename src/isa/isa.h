@@ -43,6 +43,7 @@ typedef enum {
   X(CTRL,   "sequencer.control_cycles")                                                        \
   X(WAIT,   "blocks until the condition holds, then sequencer.control_cycles")                \
   X(DMA,    "issue: dma.issue_ns on the sequencer; transfer: dma.start_latency_ns + bytes / bandwidth (queue, HBM shared)") \
+  X(DMA_INDIRECT, "issue: dma.issue_ns; transfer: dma.start_latency_ns + rows x (one DMA's cost-bytes of one row: each row is its own descriptor, so the small-transfer penalty applies below dma.small_transfer_bytes) / bandwidth; x2 for dma_scatter_add (read and write of each row); independent of the index values") \
   X(LS,     "ceil(M / tensor.ls_speedup), hidden behind the previous MultiplyMoving")          \
   X(MM,     "max(N, tensor.mm_init_latency); x tensor.fp32_factor for fp32, / tensor.fp8_rate for fp8") \
   X(PE_TRANSPOSE, "max(P, min(tensor.transpose_cycles_min, F))")                               \

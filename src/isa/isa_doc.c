@@ -96,6 +96,13 @@ void ot_isa_doc_write(FILE *out) {
         "Optional operands are written `key=value`.  The disassembler prints exactly this syntax.\n\n"
         "Completion: a DMA transfer adds 1 to its semaphore when it completes.  An engine's instructions\n"
         "complete in order.\n\n"
+        "Indirect DMA (`dma_gather`, `dma_scatter_add`): rows of a 2-D HBM table `[rows, cols]` chosen by\n"
+        "int32 indices in SBUF (`idx` `[P, K]`, row i = p*K + k of the SBUF side `[P, K*cols]`), for\n"
+        "embedding lookups and their backward.  They correspond to NKI's `nki.isa.dma_copy` with an\n"
+        "indirect (SBUF index list) access pattern and, for the accumulation, `dst_rmw_op=nl.add`\n"
+        "(fp32 arithmetic in the DMA engines, `oob_mode.error`).  Ours: duplicate indices accumulate in\n"
+        "index order (deterministic); any sequencer may trigger them; the timing model charges every row\n"
+        "as its own descriptor, independent of the index values.  See docs/simulator-semantics.md §10.1.\n\n"
         "## Instructions\n\n", out);
   for (unsigned op = 0; op < OT_OP_COUNT; op++) opcode_doc(out, op);
   tables_doc(out);

@@ -314,6 +314,33 @@ static void check_dma(vctx *v) {
             (unsigned long long)sc, (unsigned long long)sr);
 }
 
+/* dma_gather / dma_scatter_add: the table [rows, cols] in HBM, the SBUF side [P, K*cols], idx int32
+** [P, K].  The index values are only known at run time (sim_exec_dma.c checks them). */
+static void check_dma_indirect(vctx *v) {
+  bool gather = v->in->op == OT_OP_DMA_GATHER;
+  const ot_ap *table = gather ? AP(2) : AP(1), *sb = gather ? AP(1) : AP(2), *idx = AP(3);
+  const char *tn = gather ? "src" : "dst", *sn = gather ? "dst" : "src";
+  if (idx->dtype != OT_DT_INT32)
+    violate(v, OT_RULE_DMA_INDEX, "idx is %s; indices are int32", dt(idx));
+  if (idx->part_count != sb->part_count)
+    violate(v, OT_RULE_DMA_INDEX, "idx spans %u partitions, %s %u; one row of indices per partition", idx->part_count,
+            sn, sb->part_count);
+  uint64_t k = ot_ap_free_elems(idx);
+  if (k == 0) violate(v, OT_RULE_DMA_INDEX, "idx holds no index per partition");
+  if (table->ndim != 2 || table->dim[0].size == 0 || table->dim[1].size == 0) {
+    violate(v, OT_RULE_DMA_INDIRECT, "%s: the table must be a non-empty 2-D HBM pattern [rows, cols], not %u-D with %llu elements",
+            tn, table->ndim, (unsigned long long)ot_ap_free_elems(table));
+    return;
+  }
+  uint64_t cols = table->dim[1].size;
+  if (k && ot_ap_free_elems(sb) != k * cols)
+    violate(v, OT_RULE_DMA_INDIRECT, "%s holds %llu elements per partition; %llu indices per partition x %llu columns = %llu",
+            sn, (unsigned long long)ot_ap_free_elems(sb), (unsigned long long)k, (unsigned long long)cols,
+            (unsigned long long)(k * cols));
+  if (!gather && !ot_dtype_is_float((ot_dtype)table->dtype))
+    violate(v, OT_RULE_DMA_INDIRECT, "dst is %s; dma_scatter_add accumulates into a float table", dt(table));
+}
+
 static void check_family(vctx *v) {
   const ot_insn *in = v->in;
   switch ((ot_opcode)in->op) {
@@ -324,6 +351,7 @@ static void check_family(vctx *v) {
   case OT_OP_BN_STATS: case OT_OP_BN_AGGR: check_bn(v); break;
   case OT_OP_TENSOR_REDUCE: check_reduce(v); break;
   case OT_OP_DMA_COPY: case OT_OP_DMA_TRANSPOSE: check_dma(v); break;
+  case OT_OP_DMA_GATHER: case OT_OP_DMA_SCATTER_ADD: check_dma_indirect(v); break;
   case OT_OP_TENSOR_TENSOR:
     same_shape(v, AP(0), AP(1), "a");
     same_shape(v, AP(0), AP(2), "b");

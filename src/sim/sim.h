@@ -68,7 +68,21 @@ typedef struct {
   double hfu, mfu, mbu;              /* fractions (0..1), as the Neuron profiler defines them */
   double tensor_util;                /* TensorE busy time / total, averaged over cores */
   uint64_t warnings;
+  /* By provenance tag (the graph node a compiled instruction came from; docs/compiler.md). */
+  uint32_t n_tags;
+  uint32_t *tag_off;                 /* [n_tags] string-pool offsets, ascending */
+  const char *strings;               /* the program's string pool (tag names) */
+  ot_ps *tag_busy;                   /* [n_tags * OT_ENG_COUNT] engine busy time */
+  ot_ps *tag_dma;                    /* [n_tags] DMA transfer time (start to completion) */
+  uint64_t *tag_insns;               /* [n_tags] instructions executed */
+  ot_ps *tag_first, *tag_last;       /* [n_tags] first start and last end of its work (span) */
 } ot_sim_stats;
+
+/* Per-tag statistics: set up from the program's instruction tags, add, free. */
+ot_status ot_sim_stats_tags_init(ot_sim_stats *st, const ot_program *p, ot_error *err);
+/* engine < OT_ENG_COUNT: busy time of that engine (and one instruction); OT_ENG_COUNT: DMA time. */
+void ot_sim_stats_tag_add(ot_sim_stats *st, uint32_t tag, unsigned engine, ot_ps start, ot_ps end);
+void ot_sim_stats_tags_free(ot_sim_stats *st);
 
 #define OT_SIGNAL_DMA 31
 

@@ -82,7 +82,7 @@ static ot_status alloc_stats(ot_sim *s, ot_error *err) {
   for (size_t i = 0; i < (size_t)s->cores * OT_ENG_COUNT; i++)
     if (!(st->eng[i].idle_sem = calloc(st->semaphores, sizeof(ot_ps))))
       return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
-  return OT_OK;
+  return ot_sim_stats_tags_init(st, s->prog, err);
 }
 
 static ot_status alloc_cores(ot_sim *s, ot_error *err) {
@@ -164,6 +164,7 @@ void ot_sim_free(ot_sim *s) {
   free(s->stats.eng);
   free(s->stats.queue);
   free(s->stats.sem_signallers);
+  ot_sim_stats_tags_free(&s->stats);
   free(s->core);
   free(s->eng);
   free(s->port_sbuf);
@@ -411,6 +412,7 @@ static ot_status step_control(ot_sim *s, sim_engine *e, const ot_insn *in) {
   }
   estats(s, e)->busy += end - e->t;
   estats(s, e)->busy_cycles += s->chip->seq.control_cycles;
+  ot_sim_stats_tag_add(&s->stats, in->tag, e->id, e->t, end);
   trace_event(s, core, OT_TRACK_ENGINE, (uint16_t)e->id, OT_EV_INSN, e->t, end, insn_name(s, e, e->pc), in->tag);
   e->t = end;
   e->pc = next;
@@ -425,16 +427,25 @@ static ot_status step_dma(ot_sim *s, sim_engine *e, const ot_insn *in) {
   if (ot_view_resolve(&x.dst, &in->o[1].ap, e->regs, s->chip, &site, s->err) ||
       ot_view_resolve(&x.src, &in->o[2].ap, e->regs, s->chip, &site, s->err))
     return OT_ERUNTIME;
-  uint64_t nd = (uint64_t)x.dst.parts * x.dst.free_elems, ns = (uint64_t)x.src.parts * x.src.free_elems;
-  if (nd != ns) return runtime_error(s, e, e->pc, "DMA moves %" PRIu64 " elements into %" PRIu64, ns, nd);
+  bool indirect = ot_dma_is_indirect(in->op);
+  if (indirect) { /* dma_gather / dma_scatter_add: q, dst, src, idx, sem */
+    char msg[320];
+    if (ot_view_resolve(&x.idx, &in->o[3].ap, e->regs, s->chip, &site, s->err)) return OT_ERUNTIME;
+    if (!ot_dma_indirect_shape(in->op, &x.dst, &x.src, &x.idx, msg, sizeof msg))
+      return runtime_error(s, e, e->pc, "%s", msg);
+  } else {
+    uint64_t nd = (uint64_t)x.dst.parts * x.dst.free_elems, ns = (uint64_t)x.src.parts * x.src.free_elems;
+    if (nd != ns) return runtime_error(s, e, e->pc, "DMA moves %" PRIu64 " elements into %" PRIu64, ns, nd);
+  }
   ot_ps issue_end = e->t + ns_to_ps(s, s->chip->dma.issue_ns);
   x.core = e->core;
   x.queue = (uint32_t)in->o[0].i;
-  x.sem = (uint32_t)in->o[3].i;
+  x.sem = (uint32_t)in->o[indirect ? 4 : 3].i;
   x.stream = e->stream_index;
   x.pc = e->pc;
   x.ready = issue_end + ns_to_ps(s, s->chip->dma.start_latency_ns);
-  x.remaining = ot_dma_cost_bytes(s->chip, &x.dst, &x.src, &x.bytes);
+  x.remaining = indirect ? ot_dma_indirect_cost(s->chip, in->op, &x.dst, &x.src, &x.idx, &x.bytes)
+                         : ot_dma_cost_bytes(s->chip, &x.dst, &x.src, &x.bytes);
   if (s->opt.mode == OT_SIM_FUNCTIONAL) x.remaining = 0;
   x.hbm = x.dst.mem == OT_MEM_HBM || x.src.mem == OT_MEM_HBM;
   if (s->race) {
@@ -448,6 +459,7 @@ static ot_status step_dma(ot_sim *s, sim_engine *e, const ot_insn *in) {
     return ot_error_set(s->err, OT_ENOMEM, "out of memory for DMA transfers");
   }
   estats(s, e)->busy += issue_end - e->t;
+  ot_sim_stats_tag_add(&s->stats, in->tag, e->id, e->t, issue_end);
   estats(s, e)->busy_cycles += (uint64_t)llround(s->chip->dma.issue_ns * s->chip->eng[e->id].clock_ghz);
   trace_event(s, e->core, OT_TRACK_ENGINE, (uint16_t)e->id, OT_EV_INSN, e->t, issue_end, insn_name(s, e, e->pc), in->tag);
   e->t = issue_end;
@@ -485,10 +497,14 @@ static ot_status complete_dma(ot_sim *s, uint32_t idx, ot_ps now) {
   }
   if (s->opt.mode != OT_SIM_TIMING) {
     ot_exec_ctx ctx = exec_ctx(s, x->core, NULL, &site);
-    if (ot_exec_dma(&ctx, in, &x->dst, &x->src)) return OT_ERUNTIME;
+    bool indirect = x->idx.mem != OT_MEM_NONE;
+    if (ot_exec_dma_views(&ctx, in, &x->dst, &x->src, indirect ? &x->idx : NULL)) return OT_ERUNTIME;
     if (s->race) {
+      /* Indirect DMA: conservatively the whole table pattern (every row an index could name). */
       ot_mem_ctx m = {&s->core[x->core], &s->hbm};
+      if (indirect) ot_race_access(s->race, qtid, &m, &x->idx, false, &site, s->err);
       ot_race_access(s->race, qtid, &m, &x->src, false, &site, s->err);
+      if (in->op == OT_OP_DMA_SCATTER_ADD) ot_race_access(s->race, qtid, &m, &x->dst, false, &site, s->err);
       ot_race_access(s->race, qtid, &m, &x->dst, true, &site, s->err);
     }
   }
@@ -496,6 +512,7 @@ static ot_status complete_dma(ot_sim *s, uint32_t idx, ot_ps now) {
   q->transfers++;
   q->bytes += x->bytes;
   q->busy += now - x->start;
+  ot_sim_stats_tag_add(&s->stats, in->tag, OT_ENG_COUNT, x->start, now);
   s->stats.mem[x->src.mem].read += x->bytes;
   s->stats.mem[x->dst.mem].written += x->bytes;
   if (s->opt.trace) {
@@ -600,6 +617,7 @@ static void account(ot_sim *s, sim_engine *e, const ot_insn *in, const ot_view *
   ot_ps busy = in->op == OT_OP_LDWEIGHTS ? (end > e->t ? end - (start > e->t ? start : e->t) : 0) : end - start;
   es->busy += busy;
   es->busy_cycles += c->cycles;
+  ot_sim_stats_tag_add(&s->stats, in->tag, e->id, end - busy, end);
   if (c->is_transpose_flops) s->stats.transpose_flops += c->flops;
   else s->stats.model_flops += c->flops;
   for (unsigned k = 0; k < info->n_operands; k++) {
@@ -672,7 +690,7 @@ static ot_status step(ot_sim *s, sim_engine *e) {
   estats(s, e)->insn_by_op[in->op]++;
   ot_cost_class cc = ot_opcodes[in->op].cost;
   if (cc == OT_COST_CTRL || cc == OT_COST_WAIT) return step_control(s, e, in);
-  if (cc == OT_COST_DMA) return step_dma(s, e, in);
+  if (cc == OT_COST_DMA || cc == OT_COST_DMA_INDIRECT) return step_dma(s, e, in);
   return step_datapath(s, e, in);
 }
 

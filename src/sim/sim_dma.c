@@ -4,6 +4,7 @@
 ** Rates are recomputed whenever a transfer starts or completes.  A transfer may start once its
 ** queue's previous transfer has completed and its start latency has passed. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,19 +46,80 @@ static uint64_t contiguous_run(const ot_view *v) {
   return run;
 }
 
-double ot_dma_cost_bytes(const ot_chip *chip, const ot_view *dst, const ot_view *src, uint64_t *bytes) {
-  uint64_t elems = (uint64_t)src->parts * src->free_elems;
-  uint64_t moved = elems * (src->esize > dst->esize ? src->esize : dst->esize);
-  *bytes = moved;
-  /* The descriptors are as fine as the finer side's contiguous runs. */
-  uint64_t rs = contiguous_run(src), rd = contiguous_run(dst);
-  uint64_t run = rs < rd ? rs : rd;
+/* moved bytes in contiguous runs of run bytes, each below dma.small_transfer_bytes paying overhead. */
+static double runs_cost(const ot_chip *chip, uint64_t moved, uint64_t run) {
   if (run == 0) run = 1;
   double runs = ceil((double)moved / (double)run);
   double overhead = 0;
   if (run < chip->dma.small_bytes)
     overhead = chip->dma.min_efficient_bytes * (1.0 - (double)run / chip->dma.small_bytes);
   return (double)moved + runs * overhead;
+}
+
+double ot_dma_cost_bytes(const ot_chip *chip, const ot_view *dst, const ot_view *src, uint64_t *bytes) {
+  uint64_t elems = (uint64_t)src->parts * src->free_elems;
+  uint64_t moved = elems * (src->esize > dst->esize ? src->esize : dst->esize);
+  *bytes = moved;
+  /* The descriptors are as fine as the finer side's contiguous runs. */
+  uint64_t rs = contiguous_run(src), rd = contiguous_run(dst);
+  return runs_cost(chip, moved, rs < rd ? rs : rd);
+}
+
+/* ---- indirect DMA ---------------------------------------------------------------------------- */
+bool ot_dma_is_indirect(unsigned op) { return op == OT_OP_DMA_GATHER || op == OT_OP_DMA_SCATTER_ADD; }
+
+bool ot_dma_indirect_shape(unsigned op, const ot_view *dst, const ot_view *src, const ot_view *idx, char *msg,
+                           size_t cap) {
+  bool gather = op == OT_OP_DMA_GATHER;
+  const ot_view *t = gather ? src : dst, *sb = gather ? dst : src;
+  const char *tn = gather ? "src" : "dst", *sn = gather ? "dst" : "src";
+  if (t->mem != OT_MEM_HBM || sb->mem != OT_MEM_SBUF || idx->mem != OT_MEM_SBUF) {
+    snprintf(msg, cap, "%s (the table) must be in HBM, %s and idx in SBUF", tn, sn);
+    return false;
+  }
+  if (t->ndim != 2 || t->size[0] == 0 || t->size[1] == 0) {
+    snprintf(msg, cap, "%s: the table must be a non-empty 2-D HBM pattern [rows, cols], not %u-D with %llu elements", tn,
+             t->ndim, (unsigned long long)t->free_elems);
+    return false;
+  }
+  if (idx->dtype != OT_DT_INT32) {
+    snprintf(msg, cap, "idx is %s; indices are int32", ot_dtype_name(idx->dtype));
+    return false;
+  }
+  if (idx->parts != sb->parts || idx->free_elems == 0) {
+    snprintf(msg, cap, "idx is [%u partitions, %llu indices], %s spans %u partitions; expected [%u, K >= 1]", idx->parts,
+             (unsigned long long)idx->free_elems, sn, sb->parts, sb->parts);
+    return false;
+  }
+  uint64_t cols = t->size[1], k = idx->free_elems;
+  if (sb->free_elems % cols || sb->free_elems / cols != k) {
+    snprintf(msg, cap, "%s holds %llu elements per partition; %llu indices per partition x %llu columns expected",
+             sn, (unsigned long long)sb->free_elems, (unsigned long long)k, (unsigned long long)cols);
+    return false;
+  }
+  if (!gather && !ot_dtype_is_float(t->dtype)) {
+    snprintf(msg, cap, "dst is %s; dma_scatter_add accumulates into a float table", ot_dtype_name(t->dtype));
+    return false;
+  }
+  return true;
+}
+
+double ot_dma_indirect_cost(const ot_chip *chip, unsigned op, const ot_view *dst, const ot_view *src,
+                            const ot_view *idx, uint64_t *bytes) {
+  bool gather = op == OT_OP_DMA_GATHER;
+  const ot_view *t = gather ? src : dst, *sb = gather ? dst : src;
+  uint64_t cols = t->ndim == 2 ? t->size[1] : t->free_elems;
+  uint64_t rows = (uint64_t)idx->parts * idx->free_elems;
+  /* One row of the table (1-D), and the SBUF side's run capped at a row. */
+  ot_view row = *t;
+  row.ndim = 1, row.parts = 1;
+  row.stride[0] = t->ndim == 2 ? t->stride[1] : (int64_t)t->esize;
+  row.size[0] = (uint32_t)cols, row.free_elems = cols;
+  uint64_t rt = contiguous_run(&row), rs = contiguous_run(sb);
+  if (rs > cols * sb->esize) rs = cols * sb->esize;
+  uint64_t row_bytes = cols * (t->esize > sb->esize ? t->esize : sb->esize);
+  *bytes = rows * row_bytes;
+  return (double)rows * runs_cost(chip, row_bytes, rt < rs ? rt : rs) * (gather ? 1.0 : 2.0);
 }
 
 uint32_t ot_dma_push(ot_dma *d, const ot_dma_xfer *x) {

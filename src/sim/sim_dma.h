@@ -10,6 +10,7 @@ typedef struct {
   uint32_t core, queue, sem;
   uint32_t stream, pc;       /* the triggering instruction */
   ot_view dst, src;
+  ot_view idx;               /* dma_gather / dma_scatter_add: the indices (mem OT_MEM_NONE otherwise) */
   /* timing */
   ot_ps ready;               /* issue end + start latency: earliest start */
   ot_ps start;               /* when it began moving data */
@@ -37,6 +38,27 @@ void ot_dma_free(ot_dma *d);
 /* Cost-bytes of a transfer: each contiguous run below dma.small_transfer_bytes pays an overhead
 ** that grows to dma.min_efficient_bytes as the run shrinks to nothing (the small-transfer penalty). */
 double ot_dma_cost_bytes(const ot_chip *chip, const ot_view *dst, const ot_view *src, uint64_t *bytes);
+/* Indirect DMA (dma_gather, dma_scatter_add): rows of a 2-D HBM table [rows, cols] chosen by int32
+** indices in SBUF.  op is the opcode; dst and src the instruction's operands (the table is src for a
+** gather, dst for a scatter-add; the other one is the SBUF side [P, K*cols]); idx [P, K].
+**   ot_dma_is_indirect       the opcode is one of them (operands q, dst, src, idx, sem)
+**   ot_dma_indirect_shape    the shape rules with resolved views: false with a message in msg
+**   ot_dma_indirect_cost     cost-bytes: every row is its own descriptor, so a row costs what a
+**                            one-row DMA costs (run = the row, or less where a side is strided,
+**                            small-transfer penalty below dma.small_transfer_bytes); rows = P*K;
+**                            a scatter-add reads and writes every row (x2).  *bytes = rows x row
+**                            bytes.  Independent of the index values (timing-only runs have none). */
+bool ot_dma_is_indirect(unsigned op);
+bool ot_dma_indirect_shape(unsigned op, const ot_view *dst, const ot_view *src, const ot_view *idx, char *msg,
+                           size_t cap);
+double ot_dma_indirect_cost(const ot_chip *chip, unsigned op, const ot_view *dst, const ot_view *src,
+                            const ot_view *idx, uint64_t *bytes);
+
+/* DMA data movement of any DMA instruction (sim_exec_dma.c): idx is the resolved index view of an
+** indirect DMA (NULL for dma_copy / dma_transpose; an indirect DMA without one is an error). */
+ot_status ot_exec_dma_views(ot_exec_ctx *x, const ot_insn *in, const ot_view *dst, const ot_view *src,
+                            const ot_view *idx);
+
 /* Queue a transfer (copied); returns its index or UINT32_MAX on out-of-memory. */
 uint32_t ot_dma_push(ot_dma *d, const ot_dma_xfer *x);
 /* Time of the next DMA event (a start or a completion), or UINT64_MAX if none pending. */

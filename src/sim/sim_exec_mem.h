@@ -61,6 +61,10 @@ ot_status ot_view_store_bits_checked(const ot_mem_ctx *m, const ot_view *v, cons
 ot_status ot_mem_copy_run(const ot_mem_ctx *m, ot_mem dmem, const ot_view_run *d, ot_mem smem,
                           const ot_view_run *s, uint64_t n, uint32_t esize);
 
+/* The written-byte map of m was edited other than through ot_view_mark_written (tests that
+** punch holes in it): forget the summary of written ranges kept beside it. */
+void ot_sram_written_changed(ot_sram *m);
+
 /* Report a run-time error at a site: "<site>: <message>"; returns OT_ERUNTIME. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))

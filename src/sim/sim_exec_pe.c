@@ -104,30 +104,46 @@ __attribute__((target("avx2,fma"))) static void mm_tile_fma(float *t, uint64_t l
   MM_ROW_STORE(0), MM_ROW_STORE(1), MM_ROW_STORE(2), MM_ROW_STORE(3), MM_ROW_STORE(4), MM_ROW_STORE(5);
 }
 
-/* The FMA tile for the last R < 6 rows of M, in place: no wasted rows, no copy. */
+/* The tile for a block of R < 6 rows (the last of M), in place: no wasted rows, no copy.  One
+** body for both kernels: MM_TILE_R_STEP is the FMA (exact products only, as mm_tile_fma) or a
+** multiply, then an add; the non-FMA one is compiled for a target without FMA, so it cannot be
+** fused even by accident. */
+#define MM_TILE_R_BODY(STEP)                                                                                     \
+  __m256 ca[6], cb[6];                                                                                           \
+  for (int i = 0; i < R; i++) ca[i] = _mm256_loadu_ps(t + i * ld), cb[i] = _mm256_loadu_ps(t + i * ld + 8);      \
+  for (uint32_t k = 0; k < K; k++, sp += 6, bp += 16) {                                                          \
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);                                              \
+    for (int i = 0; i < R; i++) {                                                                                \
+      __m256 s = _mm256_set1_ps(sp[i]);                                                                          \
+      STEP;                                                                                                      \
+    }                                                                                                            \
+  }                                                                                                              \
+  for (int i = 0; i < R; i++) _mm256_storeu_ps(t + i * ld, ca[i]), _mm256_storeu_ps(t + i * ld + 8, cb[i]);
 __attribute__((target("avx2,fma"), always_inline)) static inline void mm_tile_fma_r(float *t, uint64_t ld,
                                                                                     const float *sp, const float *bp,
                                                                                     uint32_t K, const int R) {
-  __m256 ca[6], cb[6];
-  for (int i = 0; i < R; i++) ca[i] = _mm256_loadu_ps(t + i * ld), cb[i] = _mm256_loadu_ps(t + i * ld + 8);
-  for (uint32_t k = 0; k < K; k++, sp += 6, bp += 16) {
-    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    for (int i = 0; i < R; i++) {
-      __m256 s = _mm256_set1_ps(sp[i]);
-      ca[i] = _mm256_fmadd_ps(s, b0, ca[i]), cb[i] = _mm256_fmadd_ps(s, b1, cb[i]);
-    }
-  }
-  for (int i = 0; i < R; i++) _mm256_storeu_ps(t + i * ld, ca[i]), _mm256_storeu_ps(t + i * ld + 8, cb[i]);
+  MM_TILE_R_BODY((ca[i] = _mm256_fmadd_ps(s, b0, ca[i]), cb[i] = _mm256_fmadd_ps(s, b1, cb[i])))
 }
+__attribute__((target("avx2"), always_inline)) static inline void mm_tile_v8_r(float *t, uint64_t ld, const float *sp,
+                                                                               const float *bp, uint32_t K,
+                                                                               const int R) {
+  MM_TILE_R_BODY((ca[i] = _mm256_add_ps(ca[i], _mm256_mul_ps(s, b0)), cb[i] = _mm256_add_ps(cb[i], _mm256_mul_ps(s, b1))))
+}
+#define MM_ROWS_SWITCH(f, R)                                                                                     \
+  switch (R) {                                                                                                   \
+  case 1: f(t, ld, sp, bp, K, 1); break;                                                                         \
+  case 2: f(t, ld, sp, bp, K, 2); break;                                                                         \
+  case 3: f(t, ld, sp, bp, K, 3); break;                                                                         \
+  case 4: f(t, ld, sp, bp, K, 4); break;                                                                         \
+  default: f(t, ld, sp, bp, K, 5); break;                                                                        \
+  }
 __attribute__((target("avx2,fma"))) static void mm_tile_fma_rows(float *t, uint64_t ld, const float *sp,
                                                                   const float *bp, uint32_t K, uint32_t R) {
-  switch (R) {
-  case 1: mm_tile_fma_r(t, ld, sp, bp, K, 1); break;
-  case 2: mm_tile_fma_r(t, ld, sp, bp, K, 2); break;
-  case 3: mm_tile_fma_r(t, ld, sp, bp, K, 3); break;
-  case 4: mm_tile_fma_r(t, ld, sp, bp, K, 4); break;
-  default: mm_tile_fma_r(t, ld, sp, bp, K, 5); break;
-  }
+  MM_ROWS_SWITCH(mm_tile_fma_r, R)
+}
+__attribute__((target("avx2"))) static void mm_tile_v8_rows(float *t, uint64_t ld, const float *sp, const float *bp,
+                                                            uint32_t K, uint32_t R) {
+  MM_ROWS_SWITCH(mm_tile_v8_r, R)
 }
 
 #endif
@@ -151,6 +167,31 @@ MM_INLINE void mm_tile_io(float *C, uint64_t ldc, float *t, uint32_t M, uint32_t
     }
 }
 
+/* Row blocks of the stationary operand: ceil(M / 6) blocks, each packed as 6 columns (zero
+** padded).  Every block holds 6 rows but the last: when M % 6 is 1 or 2, the last 6 + (M % 6)
+** rows are two blocks of 4 and 2 + (M % 6) (a 1- or 2-row tile waits on its few accumulators'
+** latency, so it costs as much as a 4-row one: M = 128 is 20 x 6 + 4 + 4, not 21 x 6 + 2). */
+MM_INLINE void mm_block_rows(uint32_t M, uint32_t bm, uint32_t *m0, uint32_t *rows) {
+  uint32_t q = M / MB, r = M % MB;
+  if ((r == 1 || r == 2) && q >= 1 && bm + 1 >= q) {
+    *m0 = (q - 1) * MB + (bm == q ? 4 : 0);
+    *rows = bm == q ? r + 2 : 4;
+    return;
+  }
+  *m0 = bm * MB;
+  *rows = M - *m0 < MB ? M - *m0 : MB;
+}
+
+/* Start fetching a tile's rows of C (into L2): they are a partition pitch apart, so the
+** hardware prefetcher does not see them coming, and each tile would wait for its first loads. */
+MM_INLINE void mm_prefetch_tile(const float *C, uint64_t ldc, uint32_t m0, uint32_t rows, uint32_t n0) {
+#if defined(__GNUC__)
+  for (uint32_t i = 0; i < rows; i++) __builtin_prefetch(C + (uint64_t)(m0 + i) * ldc + n0, 0, 2);
+#else
+  (void)C, (void)ldc, (void)m0, (void)rows, (void)n0;
+#endif
+}
+
 /* n blocks outer so one packed moving panel (K x nb floats) stays in L1 across all m blocks.
 ** Whole tiles are updated in place in C; edge tiles through a zero-padded copy. */
 MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
@@ -159,21 +200,25 @@ MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, 
   float t[MB * NB];
   for (uint32_t bn = 0; bn < nnb; bn++)
     for (uint32_t bm = 0; bm < nmb; bm++) {
-      uint32_t m0 = bm * mb, n0 = bn * nb;
+      uint32_t m0, rows, n0 = bn * nb, pm0, prows;
+      mm_block_rows(M, bm, &m0, &rows);
       const float *sp = Sp + (uint64_t)bm * K * mb, *bp = Bp + (uint64_t)bn * K * nb;
-      if (m0 + mb <= M && n0 + nb <= N) {
+      if (bm + 1 < nmb) mm_block_rows(M, bm + 1, &pm0, &prows), mm_prefetch_tile(C, ldc, pm0, prows, n0);
+      else if (n0 + nb < N) mm_block_rows(M, 0, &pm0, &prows), mm_prefetch_tile(C, ldc, pm0, prows, n0 + nb);
+      if (rows == mb && n0 + nb <= N) {
         MM_TILE(v8, C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K);
         continue;
       }
 #if MM_X86_DISPATCH
-      if (v8 == 2 && n0 + nb <= N) { /* the last rows, whole columns */
-        mm_tile_fma_rows(C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K, M - m0);
+      if (v8 && n0 + nb <= N) { /* fewer rows, whole columns */
+        if (v8 == 2) mm_tile_fma_rows(C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K, rows);
+        else mm_tile_v8_rows(C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K, rows);
         continue;
       }
 #endif
-      mm_tile_io(C, ldc, t, M, N, m0, n0, mb, nb, true);
+      mm_tile_io(C, ldc, t, m0 + rows, N, m0, n0, mb, nb, true);
       MM_TILE(v8, t, nb, sp, bp, K);
-      mm_tile_io(C, ldc, t, M, N, m0, n0, mb, nb, false);
+      mm_tile_io(C, ldc, t, m0 + rows, N, m0, n0, mb, nb, false);
     }
 }
 
@@ -267,11 +312,11 @@ MM_INLINE void mm_pack_block(float *d, const float *s, uint32_t w, uint32_t n) {
 }
 
 MM_INLINE void mm_pack_s_c(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb) {
-  uint32_t nmb = (M + mb - 1) / mb;
+  uint32_t nmb = (M + mb - 1) / mb, m0, rows;
   for (uint32_t k = 0; k < K; k++)
     for (uint32_t bm = 0; bm < nmb; bm++) {
-      uint32_t m0 = bm * mb;
-      mm_pack_block(Sp + ((uint64_t)bm * K + k) * mb, S + (uint64_t)k * M + m0, M - m0 < mb ? M - m0 : mb, mb);
+      mm_block_rows(M, bm, &m0, &rows);
+      mm_pack_block(Sp + ((uint64_t)bm * K + k) * mb, S + (uint64_t)k * M + m0, rows, mb);
     }
 }
 

@@ -82,23 +82,173 @@ static uint64_t bits_first_clear(const uint8_t *b, uint64_t lo, uint64_t n) {
   return end;
 }
 
-/* ---- SBUF / PSUM --------------------------------------------------------------------------- */
-/* Zeroed memory for an SRAM.  Large ones are anonymous mappings: the kernel zero-fills only the
-** 4 KiB pages a run touches (a kernel uses a few MiB of a 24-32 MiB SBUF).  No huge pages: SBUF is
-** partition-major with a 192-256 KiB stride, so a kernel touching the start of every partition
-** would make every 2 MiB page be zero-filled whole.  Small ones use calloc. */
-#define SRAM_MAP_MIN ((uint64_t)2 << 20)
+/* ---- memory kept between simulators -------------------------------------------------------- */
+/* Creating a simulator maps SBUF, PSUM, their written-byte maps, the HBM page table and HBM
+** pages.  The kernel zero-fills each 4 KiB page on its first touch, and on a virtual machine one
+** such fault costs microseconds: about a fifth of a large GEMM's simulation.  So freed memory is
+** kept (up to POOL_CAP bytes in POOL_SLOTS blocks, per process) for the next simulator:
+**   - a mapping (SRAM, written-byte map, page table) is made zero again when freed: each page
+**     the kernel holds for it (mincore) is zeroed in place if it holds a nonzero byte (for SRAM
+**     data: if its written-byte map says so, without reading it), else handed back to the kernel
+**     (MADV_DONTNEED: zero-filled on its next touch).  Pages the kernel does not hold are zero.
+**     That reasoning needs anonymous pages never to be swapped out, so it is used only on Linux
+**     with no swap configured; elsewhere freed mappings are unmapped, as before.
+**   - an HBM page (a malloc'd block, as tests allocate them too) is kept as it is and zeroed
+**     when reused, unless the write that needs it covers all of it.
+** Values cannot change: a block handed out is all zeros, exactly as a fresh one. */
+#if defined(__linux__)
+#include <stdatomic.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+#define POOL_ENABLED 1
+#else
+#define POOL_ENABLED 0
+#endif
 
-static void *sram_alloc(uint64_t bytes) {
-  if (bytes < SRAM_MAP_MIN) return calloc(bytes, 1);
+#define MAP_MIN ((uint64_t)64 << 10) /* smaller blocks: calloc and free */
+#define POOL_SLOTS 128
+#define POOL_CAP ((uint64_t)256 << 20)
+
+typedef enum { BLK_MAP, BLK_HBM_PAGE } blk_kind;
+
+#if POOL_ENABLED
+typedef struct {
+  void *p;
+  uint64_t bytes;
+  blk_kind kind;
+} pool_slot;
+
+static pool_slot pool[POOL_SLOTS];
+static uint64_t pool_bytes;
+static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
+
+static void pool_lock(void) {
+  while (atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) {}
+}
+static void pool_unlock(void) { atomic_flag_clear_explicit(&pool_busy, memory_order_release); }
+
+/* A kept block of this kind and size, or NULL. */
+static void *pool_take(blk_kind kind, uint64_t bytes) {
+  void *p = NULL;
+  pool_lock();
+  for (unsigned i = 0; i < POOL_SLOTS && !p; i++)
+    if (pool[i].p && pool[i].kind == kind && pool[i].bytes == bytes) {
+      p = pool[i].p, pool[i].p = NULL;
+      pool_bytes -= bytes;
+    }
+  pool_unlock();
+  return p;
+}
+
+/* Keep a block; false if the pool is full (the caller releases it). */
+static bool pool_keep(void *p, blk_kind kind, uint64_t bytes) {
+  bool kept = false;
+  pool_lock();
+  if (pool_bytes + bytes <= POOL_CAP)
+    for (unsigned i = 0; i < POOL_SLOTS && !kept; i++)
+      if (!pool[i].p) {
+        pool[i] = (pool_slot){p, bytes, kind};
+        pool_bytes += bytes, kept = true;
+      }
+  pool_unlock();
+  return kept;
+}
+
+/* Anonymous pages are never swapped out (so mincore sees every page that may hold data). */
+static bool pool_no_swap(void) {
+  struct sysinfo si;
+  return sysinfo(&si) == 0 && si.totalswap == 0;
+}
+
+/* Any nonzero byte in p[0, n)? */
+static bool mem_any(const uint8_t *p, uint64_t n) {
+  uint64_t acc = 0, i = 0, w;
+  for (; i + 64 <= n; i += 64) {
+    for (unsigned j = 0; j < 64; j += 8) memcpy(&w, p + i + j, 8), acc |= w;
+    if (acc) return true;
+  }
+  for (; i < n; i++) acc |= p[i];
+  return acc != 0;
+}
+
+/* Make the mapping [p, p + bytes) all zeros again (see above); guide: SRAM data's written-byte
+** map (bit i: byte i), or NULL to read the pages themselves.  False if the kernel refused. */
+static bool map_scrub(uint8_t *p, uint64_t bytes, const uint8_t *guide) {
+  long psz = sysconf(_SC_PAGESIZE);
+  if (psz <= 0 || psz % 64) return false;
+  uint64_t ps = (uint64_t)psz, npages = (bytes + ps - 1) / ps;
+  unsigned char vec[4096];
+  uint64_t drop = 0, ndrop = 0; /* a run of clean resident pages to hand back */
+  for (uint64_t c = 0; c < npages; c += sizeof vec) {
+    uint64_t n = npages - c < sizeof vec ? npages - c : sizeof vec;
+    if (mincore(p + c * ps, n * ps, vec)) return false;
+    for (uint64_t k = 0; k < n; k++) {
+      uint64_t i = c + k, off = i * ps, len = bytes - off < ps ? bytes - off : ps;
+      if (vec[k] & 1) {
+        bool dirty = guide ? mem_any(guide + off / 8, (len + 7) / 8) : mem_any(p + off, len);
+        if (dirty) memset(p + off, 0, len);
+        else {
+          if (!ndrop) drop = i;
+          ndrop++;
+          continue;
+        }
+      }
+      if (ndrop && madvise(p + drop * ps, ndrop * ps, MADV_DONTNEED)) return false;
+      ndrop = 0;
+    }
+  }
+  return !ndrop || !madvise(p + drop * ps, ndrop * ps, MADV_DONTNEED);
+}
+#endif
+
+/* Zeroed memory.  Large blocks are anonymous mappings, kept between simulators (above): the
+** kernel zero-fills only the pages a run touches (a kernel uses a few MiB of a 24-32 MiB SBUF).
+** No huge pages: SBUF is partition-major with a 192-256 KiB stride, so a kernel touching the
+** start of every partition would make every 2 MiB page be zero-filled whole.  Small ones use
+** calloc. */
+static void *zmem_alloc(uint64_t bytes) {
+  if (bytes < MAP_MIN) return calloc(bytes, 1);
+#if POOL_ENABLED
+  void *k = pool_take(BLK_MAP, bytes);
+  if (k) return k;
+#endif
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
-static void sram_release(void *p, uint64_t bytes) {
+/* Release a block from zmem_alloc; guide as for map_scrub.  clean: it is known to be all zeros. */
+static void zmem_release(void *p, uint64_t bytes, const uint8_t *guide, bool clean) {
   if (!p) return;
-  if (bytes < SRAM_MAP_MIN) free(p);
-  else munmap(p, bytes);
+  if (bytes < MAP_MIN) { free(p); return; }
+#if POOL_ENABLED
+  if ((clean || (pool_no_swap() && map_scrub(p, bytes, guide))) && pool_keep(p, BLK_MAP, bytes)) return;
+#else
+  (void)guide, (void)clean;
+#endif
+  munmap(p, bytes);
+}
+
+/* ---- SBUF / PSUM --------------------------------------------------------------------------- */
+/* The written-byte map (one bit per byte) is followed, in the same block, by a summary: per
+** partition, one byte range [lo, hi) (partition offsets) known to be written whole, which
+** ot_view_mark_written grows and ot_view_is_written consults before the map -- so the usual
+** read of a region written in one piece touches 16 bytes per partition, not its bits, which are
+** a partition pitch / 8 apart and rarely in cache.  The map only ever gains bits through
+** ot_view_mark_written; code that edits it directly must call ot_sram_written_changed. */
+typedef struct {
+  uint64_t lo, hi;
+} sram_span;
+
+static uint64_t sram_map_bytes(const ot_sram *m) {
+  return ((uint64_t)m->partitions * m->part_bytes + 7) / 8 / 64 * 64 + 64; /* rounded up to 64 */
+}
+static uint64_t sram_written_alloc(const ot_sram *m) {
+  return sram_map_bytes(m) + (uint64_t)m->partitions * sizeof(sram_span);
+}
+static sram_span *sram_summary(const ot_sram *m) { return (sram_span *)(void *)(m->written + sram_map_bytes(m)); }
+
+void ot_sram_written_changed(ot_sram *m) {
+  if (m && m->written) memset(sram_summary(m), 0, (uint64_t)m->partitions * sizeof(sram_span));
 }
 
 ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, bool track_mm, ot_error *err) {
@@ -109,8 +259,8 @@ ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, boo
   uint64_t bytes = (uint64_t)partitions * part_bytes;
   m->partitions = partitions;
   m->part_bytes = part_bytes;
-  m->data = sram_alloc(bytes);
-  m->written = sram_alloc((bytes + 7) / 8);
+  m->data = zmem_alloc(bytes);
+  m->written = zmem_alloc(sram_written_alloc(m));
   if (track_mm) m->mm_written = calloc((bytes / 4 + 8) / 8, 1);
   if (!m->data || !m->written || (track_mm && !m->mm_written)) {
     ot_sram_free(m);
@@ -122,8 +272,10 @@ ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, boo
 void ot_sram_free(ot_sram *m) {
   if (!m) return;
   uint64_t bytes = (uint64_t)m->partitions * m->part_bytes;
-  sram_release(m->data, bytes);
-  sram_release(m->written, (bytes + 7) / 8);
+  /* data first: the written-byte map says which of its pages hold data */
+  if (m->written) zmem_release(m->data, bytes, m->written, false);
+  else zmem_release(m->data, bytes, NULL, false);
+  zmem_release(m->written, sram_written_alloc(m), NULL, false);
   free(m->mm_written);
   memset(m, 0, sizeof *m);
 }
@@ -139,33 +291,75 @@ ot_sram *ot_mem_sram(const ot_mem_ctx *m, ot_mem mem) {
 ot_status ot_hbm_init(ot_hbm *h, uint64_t bytes, ot_error *err) {
   memset(h, 0, sizeof *h);
   uint64_t n = (bytes + HBM_MASK) >> OT_HBM_PAGE_BITS;
-  h->pages = calloc(n ? n : 1, sizeof *h->pages);
+  h->pages = zmem_alloc((n ? n : 1) * sizeof *h->pages);
   if (!h->pages) return ot_error_set(err, OT_ENOMEM, "out of memory for the page table of %llu bytes of HBM", (unsigned long long)bytes);
   h->bytes = bytes;
   h->n_pages = n;
   return OT_OK;
 }
 
+/* An HBM page no longer used: kept for the next one (see above) or freed. */
+static void hbm_page_release(uint8_t *pg) {
+#if POOL_ENABLED
+  if (pool_keep(pg, BLK_HBM_PAGE, HBM_PAGE)) return;
+#endif
+  free(pg);
+}
+
+/* Free the pages of table entries [i0, i1) and clear those entries. */
+static void hbm_free_pages(ot_hbm *h, uint64_t i0, uint64_t i1) {
+  for (uint64_t i = i0; i < i1 && i < h->n_pages; i++)
+    if (h->pages[i]) hbm_page_release(h->pages[i]), h->pages[i] = NULL;
+}
+
 void ot_hbm_free(ot_hbm *h) {
   if (!h) return;
-  for (uint64_t i = 0; h->pages && i < h->n_pages; i++) free(h->pages[i]);
-  free(h->pages);
+  uint64_t tbytes = (h->n_pages ? h->n_pages : 1) * sizeof *h->pages;
+  bool clean = false;
+#if POOL_ENABLED
+  /* Only the table's pages the kernel holds can hold entries: no need to read the rest (a
+  ** 96 GiB HBM has a 768 KiB table, mostly never touched). */
+  long psz = sysconf(_SC_PAGESIZE);
+  if (h->pages && tbytes >= MAP_MIN && psz > 0 && (uint64_t)psz % sizeof *h->pages == 0 && pool_no_swap()) {
+    uint64_t ps = (uint64_t)psz, per = ps / sizeof *h->pages, npages = (tbytes + ps - 1) / ps;
+    unsigned char vec[4096];
+    clean = true;
+    for (uint64_t c = 0; c < npages && clean; c += sizeof vec) {
+      uint64_t n = npages - c < sizeof vec ? npages - c : sizeof vec;
+      if (mincore((uint8_t *)h->pages + c * ps, n * ps, vec)) clean = false;
+      for (uint64_t k = 0; clean && k < n; k++)
+        if (vec[k] & 1) hbm_free_pages(h, (c + k) * per, (c + k + 1) * per);
+    }
+  }
+#endif
+  if (h->pages && !clean) hbm_free_pages(h, 0, h->n_pages);
+  zmem_release(h->pages, tbytes, NULL, clean);
   memset(h, 0, sizeof *h);
 }
 
-/* Page i, allocated (zeroed) on demand when alloc; NULL if absent or out of memory. */
-static uint8_t *hbm_page(const ot_hbm *h, uint64_t i, bool alloc) {
+/* Page i, allocated on demand when alloc: zeroed, unless whole (the caller writes all of it);
+** NULL if absent or out of memory. */
+static uint8_t *hbm_page_get(const ot_hbm *h, uint64_t i, bool alloc, bool whole) {
   if (!h->pages || i >= h->n_pages) return NULL;
-  if (!h->pages[i] && alloc) h->pages[i] = calloc(HBM_PAGE, 1);
+  if (!h->pages[i] && alloc) {
+    uint8_t *pg = NULL;
+#if POOL_ENABLED
+    if ((pg = pool_take(BLK_HBM_PAGE, HBM_PAGE)) && !whole) memset(pg, 0, HBM_PAGE);
+#endif
+    if (!pg) pg = whole ? malloc(HBM_PAGE) : calloc(HBM_PAGE, 1);
+    h->pages[i] = pg;
+  }
   return h->pages[i];
 }
+
+static uint8_t *hbm_page(const ot_hbm *h, uint64_t i, bool alloc) { return hbm_page_get(h, i, alloc, false); }
 
 ot_status ot_hbm_write(ot_hbm *h, uint64_t off, const void *src, uint64_t n) {
   if (!h || off > h->bytes || n > h->bytes - off) return OT_EINVAL;
   const uint8_t *s = src;
   while (n) {
     uint64_t in = off & HBM_MASK, k = HBM_PAGE - in < n ? HBM_PAGE - in : n;
-    uint8_t *pg = hbm_page(h, off >> OT_HBM_PAGE_BITS, true);
+    uint8_t *pg = hbm_page_get(h, off >> OT_HBM_PAGE_BITS, true, k == HBM_PAGE);
     if (!pg) return OT_ENOMEM;
     memcpy(pg + in, s, k);
     s += k, off += k, n -= k;
@@ -614,16 +808,53 @@ static ot_status run_write(const ot_mem_ctx *m, ot_mem mem, const ot_view_run *r
   return ot_hbm_write(m->hbm, a, src, bytes);
 }
 
+/* One contiguous piece of a dense copy, at most to the end of an HBM page on either side:
+** source bytes (NULL: an HBM page never written, zeros) and destination bytes (NULL: no memory). */
+static uint64_t copy_piece(const ot_mem_ctx *m, ot_mem dmem, uint64_t da, ot_mem smem, uint64_t sa, uint64_t len,
+                           const uint8_t **src, uint8_t **dst) {
+  const ot_sram *ss = ot_mem_sram(m, smem);
+  ot_sram *ds = ot_mem_sram(m, dmem);
+  ot_hbm *h = m ? m->hbm : NULL;
+  *src = NULL, *dst = NULL;
+  if (ss) *src = ss->data + sa;
+  else if (h && sa < h->bytes) {
+    uint64_t in = sa & HBM_MASK;
+    if (len > HBM_PAGE - in) len = HBM_PAGE - in;
+    const uint8_t *pg = hbm_page(h, sa >> OT_HBM_PAGE_BITS, false);
+    if (pg) *src = pg + in;
+  }
+  if (ds) *dst = ds->data + da;
+  else if (h && da < h->bytes && len <= h->bytes - da) {
+    uint64_t in = da & HBM_MASK;
+    if (len > HBM_PAGE - in) len = HBM_PAGE - in;
+    uint8_t *pg = hbm_page_get(h, da >> OT_HBM_PAGE_BITS, true, len == HBM_PAGE);
+    if (pg) *dst = pg + in;
+  }
+  return len;
+}
+
 ot_status ot_mem_copy_run(const ot_mem_ctx *m, ot_mem dmem, const ot_view_run *d, ot_mem smem, const ot_view_run *s,
                           uint64_t n, uint32_t esize) {
-  uint8_t buf[4096];
   ot_status st = OT_OK;
-  bool dense = d->stride == (int64_t)esize && s->stride == (int64_t)esize;
-  uint64_t step = dense ? sizeof buf / esize : 1; /* elements per memcpy */
-  for (uint64_t i = 0; i < n; i += step) {
-    uint64_t k = n - i < step ? n - i : step;
-    run_read(m, smem, s, i, buf, k * esize);
-    ot_status e = run_write(m, dmem, d, i, buf, k * esize);
+  if (d->stride == (int64_t)esize && s->stride == (int64_t)esize) {
+    /* dense: straight from memory to memory, an HBM page at a time (memmove: the caller stages
+    ** overlapping DMAs, but a copy within one memory must never be undefined) */
+    for (uint64_t done = 0, bytes = n * esize; done < bytes;) {
+      const uint8_t *src;
+      uint8_t *dst;
+      uint64_t k = copy_piece(m, dmem, d->addr + done, smem, s->addr + done, bytes - done, &src, &dst);
+      if (!dst) st = ot_mem_sram(m, dmem) || !m || !m->hbm ? OT_EINVAL : OT_ENOMEM;
+      else if (src) memmove(dst, src, k);
+      else memset(dst, 0, k);
+      done += k;
+    }
+    return st;
+  }
+  uint8_t buf[64];
+  if (esize > sizeof buf) return OT_EINVAL;
+  for (uint64_t i = 0; i < n; i++) {
+    run_read(m, smem, s, i, buf, esize);
+    ot_status e = run_write(m, dmem, d, i, buf, esize);
     if (e != OT_OK) st = e;
   }
   return st;
@@ -657,9 +888,45 @@ static void bits_prefetch_rows(const uint8_t *bits, const ot_mem_ctx *m, const o
 #endif
 }
 
+/* The byte span [*lo, *hi) of each partition's elements, relative to the view's offset. */
+static void view_part_span(const ot_view *v, int64_t *lo, int64_t *hi) {
+  int64_t mn = 0, mx = (int64_t)v->esize;
+  for (unsigned d = 0; d < v->ndim; d++) {
+    int64_t span = v->stride[d] * (int64_t)(v->size[d] ? v->size[d] - 1 : 0);
+    if (span < 0) mn += span; else mx += span;
+  }
+  *lo = mn, *hi = mx;
+}
+
+/* Every partition's span of the view inside its summary range: every byte it reads is written. */
+static bool view_in_summary(const ot_sram *s, const ot_view *v) {
+  int64_t lo, hi;
+  view_part_span(v, &lo, &hi);
+  uint64_t a = (uint64_t)((int64_t)v->offset + lo), b = (uint64_t)((int64_t)v->offset + hi);
+  const sram_span *sum = sram_summary(s) + v->part_start;
+  for (uint32_t p = 0; p < v->parts; p++)
+    if (a < sum[p].lo || b > sum[p].hi) return false;
+  return true;
+}
+
+/* A dense run of written bytes [addr, addr + n) (within one partition) joins its summary range
+** when it overlaps or touches it, or replaces it when longer. */
+static void summary_add(ot_sram *s, uint64_t addr, uint64_t n) {
+  uint64_t p = addr / s->part_bytes, a = addr % s->part_bytes, b = a + n;
+  if (!n || p >= s->partitions || b > s->part_bytes) return;
+  sram_span *r = sram_summary(s) + p;
+  if (a <= r->hi && b >= r->lo && r->hi > r->lo) {
+    if (a < r->lo) r->lo = a;
+    if (b > r->hi) r->hi = b;
+  } else if (b - a > r->hi - r->lo) {
+    r->lo = a, r->hi = b;
+  }
+}
+
 bool ot_view_is_written(const ot_mem_ctx *m, const ot_view *v, uint64_t *first_bad) {
   const ot_sram *s = ot_mem_sram(m, v->mem);
   if (!s || !s->written) return true;
+  if (!v->free_elems || view_in_summary(s, v)) return true;
   ot_view_cursor c;
   ot_view_cursor_init(&c, m, v);
   ot_view_run r;
@@ -727,7 +994,7 @@ void ot_view_mark_written(const ot_mem_ctx *m, const ot_view *v, bool by_matmul)
   ot_view_run r;
   uint64_t es = v->esize, w0, w1;
   while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {
-    if (r.stride == (int64_t)es) bits_put_range(s->written, r.addr, r.n * es, true);
+    if (r.stride == (int64_t)es) bits_put_range(s->written, r.addr, r.n * es, true), summary_add(s, r.addr, r.n * es);
     else for (uint64_t i = 0; i < r.n; i++) bits_put_range(s->written, run_elem(&r, i), es, true);
     if (!s->mm_written) continue;
     if (run_word_dense(&r, v->esize)) { bits_put_range(s->mm_written, r.addr / 4, r.n, by_matmul); continue; }

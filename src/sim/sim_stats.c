@@ -131,6 +131,67 @@ static void print_core(const ot_sim_stats *s, uint32_t core, FILE *out) {
   print_queues(s, core, out);
 }
 
+/* ---- by graph node ----------------------------------------------------------------------- */
+/* The busiest engine's time for tag i: what bounds the node if nothing overlapped it. */
+static ot_ps tag_peak(const ot_sim_stats *s, uint32_t i) {
+  ot_ps best = s->tag_dma[i];
+  for (unsigned e = 0; e < OT_ENG_COUNT; e++)
+    if (s->tag_busy[(size_t)i * OT_ENG_COUNT + e] > best) best = s->tag_busy[(size_t)i * OT_ENG_COUNT + e];
+  return best;
+}
+
+/* Tag indices ordered by tag_peak, largest first (caller frees). */
+static uint32_t *tags_by_peak(const ot_sim_stats *s) {
+  uint32_t *idx = malloc((s->n_tags ? s->n_tags : 1) * sizeof *idx);
+  if (!idx) return NULL;
+  for (uint32_t i = 0; i < s->n_tags; i++) idx[i] = i;
+  for (uint32_t i = 1; i < s->n_tags; i++) { /* insertion sort: stable, deterministic */
+    uint32_t v = idx[i], j = i;
+    while (j > 0 && tag_peak(s, idx[j - 1]) < tag_peak(s, v)) { idx[j] = idx[j - 1]; j--; }
+    idx[j] = v;
+  }
+  return idx;
+}
+
+#define TAGS_SHOWN 20
+
+static void print_tags(const ot_sim_stats *s, FILE *out) {
+  if (!s->n_tags) return;
+  uint32_t *idx = tags_by_peak(s);
+  if (!idx) return;
+  fprintf(out, "\nby graph node (busy ns per engine, DMA transfer ns summed over queues, span = first start to last end; %u nodes, busiest first)\n  %-32s", s->n_tags < TAGS_SHOWN ? s->n_tags : TAGS_SHOWN,
+          "node");
+  for (unsigned e = 0; e < OT_ENG_COUNT; e++) fprintf(out, " %12s", ot_engine_name((ot_engine)e));
+  fprintf(out, " %12s %10s %12s %12s\n", "dma", "insns", "start ns", "span ns");
+  for (uint32_t r = 0; r < s->n_tags && r < TAGS_SHOWN; r++) {
+    uint32_t i = idx[r];
+    fprintf(out, "  %-32.32s", s->strings + s->tag_off[i]);
+    for (unsigned e = 0; e < OT_ENG_COUNT; e++) fprintf(out, " %12.1f", s->tag_busy[(size_t)i * OT_ENG_COUNT + e] / 1e3);
+    fprintf(out, " %12.1f %10" PRIu64 " %12.1f %12.1f\n", s->tag_dma[i] / 1e3, s->tag_insns[i], s->tag_first[i] / 1e3,
+            (s->tag_last[i] - s->tag_first[i]) / 1e3);
+  }
+  free(idx);
+}
+
+static void json_tags(const ot_sim_stats *s, cJSON *root) {
+  cJSON *arr = cJSON_AddArrayToObject(root, "nodes");
+  uint32_t *idx = tags_by_peak(s);
+  for (uint32_t r = 0; idx && r < s->n_tags; r++) {
+    uint32_t i = idx[r];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "node", s->strings + s->tag_off[i]);
+    cJSON *busy = cJSON_AddObjectToObject(o, "busy_ps");
+    for (unsigned e = 0; e < OT_ENG_COUNT; e++)
+      cJSON_AddNumberToObject(busy, ot_engine_name((ot_engine)e), (double)s->tag_busy[(size_t)i * OT_ENG_COUNT + e]);
+    cJSON_AddNumberToObject(o, "dma_ps", (double)s->tag_dma[i]);
+    cJSON_AddNumberToObject(o, "insns", (double)s->tag_insns[i]);
+    cJSON_AddNumberToObject(o, "first_ps", (double)s->tag_first[i]);
+    cJSON_AddNumberToObject(o, "span_ps", (double)(s->tag_last[i] - s->tag_first[i]));
+    cJSON_AddItemToArray(arr, o);
+  }
+  free(idx);
+}
+
 void ot_sim_stats_print(const ot_sim_stats *s, const ot_chip *chip, FILE *out) {
   char b[40];
   fprintf(out, "simulated time: %s ns (%.3f us)", fmt_ns(s->total, b, sizeof b), (double)s->total / 1e6);
@@ -143,6 +204,7 @@ void ot_sim_stats_print(const ot_sim_stats *s, const ot_chip *chip, FILE *out) {
   fprintf(out, "\nFLOPs: %" PRIu64 " model (matmul), %" PRIu64 " transpose\n", s->model_flops, s->transpose_flops);
   fprintf(out, "HFU %.2f %%   MFU %.2f %%   MBU %.2f %%   TensorE utilisation %.2f %%\n", 100 * s->hfu, 100 * s->mfu,
           100 * s->mbu, 100 * s->tensor_util);
+  print_tags(s, out);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------- */
@@ -221,6 +283,7 @@ static cJSON *json_stats(const ot_sim_stats *s, const ot_chip *chip) {
   cJSON_AddNumberToObject(o, "mfu_percent", 100 * s->mfu);
   cJSON_AddNumberToObject(o, "mbu_percent", 100 * s->mbu);
   cJSON_AddNumberToObject(o, "tensor_util_percent", 100 * s->tensor_util);
+  json_tags(s, o);
   return o;
 }
 

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "isa_test_util.h"
@@ -107,6 +109,44 @@ static void test_random_program(void **state) {
   ot_program_free(p);
 }
 
+/* The indirect DMAs in their documented syntax: assembled, they keep the operand order (q, dst, src,
+** idx, sem) with all three patterns in the DMA descriptor, and disassemble to the same lines. */
+static void test_indirect_dma_text(void **state) {
+  (void)state;
+  static const char *const lines[] = {
+    "    dma_gather q1, sb.fp32[0:128]@64[1,64], $emb[64,1000][1,64], sb.int32[0:128]@0, s1\n",
+    "    dma_scatter_add q2, $emb[64,1000][1,64], sb.bf16[0:128]@64[1,128], sb.int32[0:128]@0[1,2], s3\n",
+  };
+  char text[1024];
+  snprintf(text, sizeof text, ".tensor emb fp32 [1000,64] input\n.engine sync\n%s%s", lines[0], lines[1]);
+  ot_program *p = NULL;
+  ot_error err;
+  ot_error_clear(&err);
+  if (ot_asm_text(text, "idma", &p, &err)) fail_msg("%s", err.msg);
+  const ot_stream *s = &p->streams[0];
+  assert_int_equal(s->n, 2);
+  assert_int_equal(s->insns[0].op, OT_OP_DMA_GATHER);
+  assert_int_equal(s->insns[1].op, OT_OP_DMA_SCATTER_ADD);
+  assert_int_equal(s->insns[0].o[0].i, 1);
+  assert_int_equal(s->insns[0].o[4].i, 1);
+  assert_int_equal(s->insns[1].o[4].i, 3);
+  assert_int_equal(s->insns[0].o[3].ap.dtype, OT_DT_INT32);
+  assert_int_equal(s->insns[1].o[3].ap.dim[0].size, 2);
+  ot_wbuf w = {0}, d = {0};
+  assert_int_equal(ot_insn_encode(&s->insns[0], &w, &d, NULL), OT_OK);
+  assert_int_equal(w.n, 4);       /* word 0, q, descriptor offset, sem */
+  assert_int_equal(d.n, 6 + 8 + 4); /* dst (1 dim), src (2 dims), idx (no dims) */
+  ot_wbuf_free(&w), ot_wbuf_free(&d);
+  char *dis = tu_disasm(p);
+  assert_non_null(dis);
+  for (int i = 0; i < 2; i++)
+    if (!strstr(dis, lines[i])) fail_msg("missing\n%s\nin\n%s", lines[i], dis);
+  free(dis);
+  check_text_roundtrip(p);
+  check_file_roundtrip(p);
+  ot_program_free(p);
+}
+
 /* Decoding never reads past the words it is given, whatever they hold. */
 static void test_decode_garbage(void **state) {
   (void)state;
@@ -128,6 +168,7 @@ int main(void) {
     cmocka_unit_test(test_each_opcode),
     cmocka_unit_test(test_random_program),
     cmocka_unit_test(test_decode_garbage),
+    cmocka_unit_test(test_indirect_dma_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

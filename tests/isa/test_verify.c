@@ -49,6 +49,8 @@ static const rule_case cases[] = {
   {OT_RULE_REDUCE_AXES, "trn2", ".engine vector\n tensor_reduce sb.fp32[0:128]@0, sb.fp32[0:128]@64[1,4], add, axes=3\n", -1},
   {OT_RULE_DMA_SHAPE, "trn2", ".engine sync\n dma_copy q0, sb.fp32[0:128]@0[1,4], $x[512,128][1,8], s0\n", -1},
   {OT_RULE_DMA_TRANSPOSE, "trn2", ".engine sync\n dma_transpose q0, sb.fp32[0:128]@0[1,4], $x[512,128][1,4], s0\n", -1},
+  {OT_RULE_DMA_INDIRECT, "trn2", ".engine sync\n dma_gather q0, sb.fp32[0:128]@0[1,8], $x[512,128][1,4], sb.int32[0:128]@64, s0\n", -1},
+  {OT_RULE_DMA_INDEX, "trn2", ".engine gpsimd\n dma_scatter_add q1, $x[512,128][1,4], sb.fp32[0:128]@0[1,4], sb.fp32[0:128]@64, s0\n", -1},
   {OT_RULE_ACT_ALPHA, "trn2", ".engine scalar\n activate sb.fp32[0:128]@0[1,4], sb.fp32[0:128]@0[1,4], exp, alpha=0.5\n", -1},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
@@ -99,7 +101,7 @@ static void test_every_rule_has_a_case(void **state) {
 
 static void test_examples_verify_clean(void **state) {
   (void)state;
-  const char *kernels[] = {"matmul_tiled", "softmax", "layernorm", "gelu", "causal_mask"};
+  const char *kernels[] = {"matmul_tiled", "softmax", "layernorm", "gelu", "causal_mask", "embedding"};
   const char *const *chips = ot_chip_preset_names();
   for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
     char path[512];
@@ -157,6 +159,35 @@ static void test_limits_come_from_the_chip(void **state) {
   ot_program_free(p);
 }
 
+/* dma_gather / dma_scatter_add: the legal forms verify clean; each broken shape names its rule. */
+static void test_indirect_dma_rules(void **state) {
+  (void)state;
+  static const struct { const char *text; const char *tag; } v[] = {
+    {".engine sync\n dma_gather q0, sb.bf16[0:128]@0[1,4], $x[512,128][1,4], sb.int32[0:128]@64, s0\n", NULL},
+    {".engine gpsimd\n dma_gather q1, sb.fp32[0:64]@0[1,12], $x[512,128][1,4], sb.int32[0:64]@64[1,3], s0\n", NULL},
+    {".engine scalar\n dma_scatter_add q2, $x[512,128][1,4], sb.bf16[0:128]@0[1,4], sb.int32[0:128]@64, s0\n", NULL},
+    {".engine sync\n dma_gather q0, sb.fp32[0:128]@0[1,4], $x[512,128][1,4], sb.int32[0:64]@64, s0\n", "[DMA_INDEX]"},
+    {".engine sync\n dma_gather q0, sb.fp32[0:128]@0[1,4], $x[512,128][1,4], sb.int32[0:128]@64[1,0], s0\n", "[DMA_INDEX]"},
+    {".engine sync\n dma_gather q0, sb.fp32[0:128]@0[1,4], $x[2048,32][512,4][1,4], sb.int32[0:128]@64, s0\n", "[DMA_INDIRECT]"},
+    {".engine sync\n dma_scatter_add q0, $x.int32[512,128][1,4], sb.fp32[0:128]@0[1,4], sb.int32[0:128]@64, s0\n", "[DMA_INDIRECT]"},
+    {".engine sync\n dma_gather q0, $x[512,128][1,4], $x[512,128][1,4], sb.int32[0:128]@64, s0\n", "[OPERAND_MEM]"},
+    {".engine sync\n dma_scatter_add q0, $x[512,128][1,4], sb.fp32[0:128]@0[1,4], $x.int32, s0\n", "[OPERAND_MEM]"},
+    {".engine sync\n dma_gather q0, sb.fp32[0:128]@0[1,4], hbm.fp32@1000000000000[512,128][1,4], sb.int32[0:128]@64, s0\n", "[ADDRESS]"},
+  };
+  ot_chip *chip;
+  assert_int_equal(ot_chip_preset("trn2", &chip, NULL), OT_OK);
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    ot_program *p = assemble(v[i].text);
+    ot_error err;
+    ot_error_clear(&err);
+    ot_status st = ot_program_verify(p, chip, &err);
+    if (v[i].tag ? st != OT_EVERIFY || !strstr(err.msg, v[i].tag) : st != OT_OK)
+      fail_msg("case %zu `%s`: expected %s, got:\n%s", i, v[i].text, v[i].tag ? v[i].tag : "clean", err.msg);
+    ot_program_free(p);
+  }
+  ot_chip_free(chip);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_each_rule_rejects),
@@ -164,6 +195,7 @@ int main(void) {
     cmocka_unit_test(test_examples_verify_clean),
     cmocka_unit_test(test_all_violations_in_one_pass),
     cmocka_unit_test(test_limits_come_from_the_chip),
+    cmocka_unit_test(test_indirect_dma_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,43 @@
+/* OpenTRN compiler: a graph (include/opentrn/graph.h) into a program for one NeuronCore.
+**
+**   ot_compile_options o; ot_compile_options_default(&o);
+**   ot_program *p;
+**   if (ot_compile(g, chip, &o, &p, &err)) fprintf(stderr, "%s", err.msg);
+**   ot_program_save(p, "block.prog", &err);
+**
+** Every graph tensor becomes a named tensor of the program in device HBM (inputs, weights,
+** constants and outputs keep their graph names; intermediates are scratch), so the runtime
+** (include/opentrn/device.h) binds them by name.  Every instruction carries the name of the
+** graph node it came from: listings, traces, statistics and run-time errors name the node. */
+#ifndef OPENTRN_COMPILE_H
+#define OPENTRN_COMPILE_H
+
+#include <opentrn/chip.h>
+#include <opentrn/graph.h>
+#include <opentrn/num.h>
+#include <opentrn/program.h>
+#include <opentrn/status.h>
+
+/* What the compiler produced (filled when options.stats is set). */
+typedef struct {
+  uint64_t insns[5];        /* per engine: sync, tensor, vector, scalar, gpsimd (data-path and DMA issue) */
+  uint64_t dmas;            /* DMA transfers */
+  uint64_t waits;           /* semaphore waits emitted */
+  uint64_t waits_elided;    /* dependencies already implied by an earlier wait (no instruction) */
+  uint64_t signals;         /* semaphore increments emitted */
+  uint32_t sbuf_peak, psum_peak;  /* bytes per partition in use at the peak */
+  uint32_t nodes_lowered, nodes_fused;
+} ot_compile_stats;
+
+typedef struct {
+  ot_dtype matmul_dtype;   /* TensorE operand type: OT_DT_BF16 (mixed precision, default) or OT_DT_FP32 */
+  bool fuse;               /* fusion passes (bias + activation, transpose into matmul) */
+  ot_compile_stats *stats; /* if not NULL, filled on success */
+} ot_compile_options;
+
+void ot_compile_options_default(ot_compile_options *o);
+
+ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt, ot_program **out,
+                     ot_error *err);
+
+#endif

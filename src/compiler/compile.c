@@ -1,0 +1,244 @@
+/* The compiler driver: check, fuse, place tensors in HBM, lower every node, finish streams. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/lower.h"
+
+void ot_compile_options_default(ot_compile_options *o) {
+  memset(o, 0, sizeof *o);
+  o->matmul_dtype = OT_DT_BF16;
+  o->fuse = true;
+}
+
+/* ---- the lowering table ------------------------------------------------------------------------ */
+/* Usually an alias (the output shares the input's bytes, see place_tensors); a reshape whose
+** output is a graph output has its own named tensor and is one HBM-to-HBM DMA. */
+static ot_status lower_reshape(lower_ctx *c, const ot_gnode *n) {
+  const kir_hbm *x = &c->hbm[n->in[0]], *y = &c->hbm[n->out[0]];
+  if (x->off == y->off) return OT_OK;
+  uint64_t ne = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[0]]);
+  for (uint64_t at = 0; at < ne; at += 1u << 30) { /* AP sizes are 32-bit */
+    int64_t st[1] = {1};
+    uint32_t sz[1] = {(uint32_t)(ne - at < (1u << 30) ? ne - at : (1u << 30))};
+    kir_dma(c->k, kir_hbm_ap(y, at, 1, st, sz), kir_hbm_ap(x, at, 1, st, sz), OT_ENG_COUNT);
+  }
+  return kir_status(c->k);
+}
+
+lower_fn lower_for(ot_gop op) {
+  switch (op) {
+  case OT_GOP_MATMUL: return lower_matmul;
+  case OT_GOP_LINEAR: return lower_linear;
+  case OT_GOP_RESHAPE: return lower_reshape;
+  default: {
+    lower_fn f = lower_for_elementwise(op);
+    if (!f) f = lower_for_attention(op);
+    return f ? f : lower_for_optim(op);
+  }
+  }
+}
+
+/* ---- fusion ------------------------------------------------------------------------------------ */
+static uint32_t *count_uses(const ot_graph *g) {
+  uint32_t *uses = calloc(g->n_t ? g->n_t : 1, sizeof *uses);
+  if (!uses) return NULL;
+  for (uint32_t i = 0; i < g->n_node; i++)
+    for (uint32_t j = 0; j < g->node[i].n_in; j++)
+      if (g->node[i].in[j] != OT_TID_NONE) uses[g->node[i].in[j]]++;
+  return uses;
+}
+
+static bool is_last_two_swap(const ot_gnode *n, const ot_gtensor *x) {
+  if (n->op != OT_GOP_TRANSPOSE || x->ndim < 2 || n->n_list != x->ndim) return false;
+  for (unsigned d = 0; d + 2 < x->ndim; d++)
+    if (n->list[d] != (int64_t)d) return false;
+  return n->list[x->ndim - 2] == x->ndim - 1 && n->list[x->ndim - 1] == x->ndim - 2;
+}
+
+/* Fold (1) a transpose of the last two axes into the matmul that consumes it as a: the GEMM
+** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
+** linear whose result has no other use: the activation runs while the result leaves PSUM. */
+static void fuse(lower_ctx *c, const uint32_t *uses) {
+  const ot_graph *g = c->g;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (n->op != OT_GOP_MATMUL && n->op != OT_GOP_LINEAR) continue;
+    ot_tid a = n->in[0];
+    int32_t p = g->t[a].producer;
+    if (p >= 0 && uses[a] == 1 && !g->t[a].is_output && is_last_two_swap(&g->node[p], &g->t[g->node[p].in[0]]) &&
+        (n->op == OT_GOP_LINEAR ? g->t[g->node[p].in[0]].ndim == 2 : true)) {
+      c->fused_away[p] = true;
+      c->a_transposed[i] = true;
+      c->hbm_alias[a] = g->node[p].in[0];
+    }
+  }
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (n->op != OT_GOP_GELU && n->op != OT_GOP_SILU) continue;
+    ot_tid x = n->in[0];
+    int32_t p = g->t[x].producer;
+    if (p < 0 || uses[x] != 1 || g->t[x].is_output) continue;
+    if (g->node[p].op != OT_GOP_MATMUL && g->node[p].op != OT_GOP_LINEAR) continue;
+    if (c->epi[p].act != OT_ACT_COPY) continue;
+    c->epi[p].act = n->op == OT_GOP_SILU ? OT_ACT_SILU : n->i[0] ? OT_ACT_GELU_TANH : OT_ACT_GELU;
+    c->fused_away[i] = true;
+    c->hbm_alias[x] = n->out[0]; /* the matmul writes the activation's output directly */
+  }
+}
+
+/* ---- HBM placement ---------------------------------------------------------------------------- */
+static int tensor_role(const ot_gtensor *t) {
+  if (t->role == OT_GROLE_INPUT) return OT_ROLE_INPUT;
+  if (t->role == OT_GROLE_WEIGHT) return OT_ROLE_WEIGHT;
+  if (t->role == OT_GROLE_CONST) return OT_ROLE_CONST;
+  return t->is_output ? OT_ROLE_OUTPUT : OT_ROLE_SCRATCH;
+}
+
+static ot_tid alias_root(const lower_ctx *c, ot_tid t) {
+  for (int guard = 0; guard < 64 && c->hbm_alias[t] != OT_TID_NONE; guard++) t = c->hbm_alias[t];
+  return t;
+}
+
+static ot_status place_tensors(lower_ctx *c) {
+  const ot_graph *g = c->g;
+  /* reshapes alias their input unless their output is a named graph output */
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (n->op == OT_GOP_RESHAPE && c->hbm_alias[n->out[0]] == OT_TID_NONE && !g->t[n->out[0]].is_output &&
+        !g->t[n->in[0]].is_output)
+      c->hbm_alias[n->out[0]] = n->in[0];
+    if (n->op == OT_GOP_ADAMW) { /* in place: p, m, v */
+      c->hbm_alias[n->out[0]] = n->in[0];
+      c->hbm_alias[n->out[1]] = n->in[2];
+      c->hbm_alias[n->out[2]] = n->in[3];
+    }
+  }
+  bool *placed = calloc(g->n_t ? g->n_t : 1, sizeof *placed);
+  if (!placed) return kir_fail(c->k, OT_ENOMEM, "out of memory");
+  for (uint32_t t = 0; t < g->n_t && !kir_status(c->k); t++) {
+    ot_tid r = alias_root(c, (ot_tid)t);
+    if (placed[r]) continue;
+    const ot_gtensor *x = &g->t[r];
+    uint64_t shape[OT_GRAPH_MAX_DIMS];
+    unsigned nd = x->ndim ? x->ndim : 1;
+    for (unsigned d = 0; d < nd; d++) shape[d] = x->ndim ? (uint64_t)x->shape[d] : 1;
+    kir_tensor(c->k, x->name, (ot_dtype)x->dtype, nd, shape, tensor_role(x), x->data, &c->hbm[r]);
+    placed[r] = true;
+  }
+  for (uint32_t t = 0; t < g->n_t; t++) c->hbm[t] = c->hbm[alias_root(c, (ot_tid)t)];
+  free(placed);
+  return kir_status(c->k);
+}
+
+/* ---- driver ------------------------------------------------------------------------------------ */
+/* Every node that is not folded into another must have a lowering: all are listed at once. */
+static ot_status check_lowerable(const lower_ctx *c, ot_error *err) {
+  const ot_graph *g = c->g;
+  ot_status st = OT_OK;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (c->fused_away[i] || lower_for((ot_gop)n->op)) continue;
+    st = ot_error_set(err, OT_EUNSUPPORTED, "node '%s' (%s): the compiler has no lowering for %s yet", n->name,
+                      ot_gop_table[n->op].name, ot_gop_table[n->op].name);
+  }
+  return st;
+}
+
+static void ctx_free(lower_ctx *c) {
+  free(c->hbm);
+  free(c->fused_away);
+  free(c->epi);
+  free(c->a_transposed);
+  free(c->hbm_alias);
+}
+
+static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt) {
+  memset(c, 0, sizeof *c);
+  c->g = g;
+  c->chip = chip;
+  c->opt = opt;
+  size_t nt = g->n_t ? g->n_t : 1, nn = g->n_node ? g->n_node : 1;
+  c->hbm = calloc(nt, sizeof *c->hbm);
+  c->hbm_alias = malloc(nt * sizeof *c->hbm_alias);
+  c->fused_away = calloc(nn, sizeof *c->fused_away);
+  c->epi = calloc(nn, sizeof *c->epi);
+  c->a_transposed = calloc(nn, sizeof *c->a_transposed);
+  if (!c->hbm || !c->hbm_alias || !c->fused_away || !c->epi || !c->a_transposed) return OT_ENOMEM;
+  for (size_t t = 0; t < nt; t++) c->hbm_alias[t] = OT_TID_NONE;
+  for (size_t i = 0; i < nn; i++) {
+    c->epi[i].act = OT_ACT_COPY;
+    c->epi[i].bias = c->epi[i].residual = OT_TID_NONE;
+  }
+  return OT_OK;
+}
+
+static ot_status lower_all(lower_ctx *c) {
+  for (uint32_t i = 0; i < c->g->n_node && !kir_status(c->k); i++) {
+    const ot_gnode *n = &c->g->node[i];
+    if (c->fused_away[i]) continue;
+    kir_set_origin(c->k, n->name);
+    lower_for((ot_gop)n->op)(c, n);
+  }
+  return kir_status(c->k);
+}
+
+static void stats_fill(const lower_ctx *c, ot_compile_stats *out) {
+  kir_stats ks;
+  kir_get_stats(c->k, &ks);
+  memset(out, 0, sizeof *out);
+  for (int e = 0; e < OT_ENG_COUNT && e < 5; e++) out->insns[e] = ks.insns[e];
+  out->dmas = ks.dmas;
+  out->waits = ks.waits;
+  out->waits_elided = ks.waits_elided;
+  out->signals = ks.signals;
+  out->sbuf_peak = ks.sbuf_peak;
+  out->psum_peak = ks.psum_peak;
+  for (uint32_t i = 0; i < c->g->n_node; i++) {
+    if (c->fused_away[i]) out->nodes_fused++;
+    else out->nodes_lowered++;
+  }
+}
+
+ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt, ot_program **out,
+                     ot_error *err) {
+  *out = NULL;
+  ot_compile_options defaults;
+  if (!opt) { ot_compile_options_default(&defaults); opt = &defaults; }
+  if (ot_graph_status(g)) return ot_error_set(err, ot_graph_status(g), "graph: %s", ot_graph_error(g));
+  if (opt->matmul_dtype != OT_DT_BF16 && opt->matmul_dtype != OT_DT_FP32)
+    return ot_error_set(err, OT_EUNSUPPORTED, "matmul type %s: supported are bf16 and fp32", ot_dtype_name(opt->matmul_dtype));
+  ot_status st = ot_graph_check(g, chip, err);
+  if (st) return st;
+  ot_program *p = ot_program_new();
+  if (!p) return ot_error_set(err, OT_ENOMEM, "out of memory");
+  size_t cn = strnlen(chip->name, sizeof p->chip - 1); /* the file header holds 27 characters */
+  memcpy(p->chip, chip->name, cn);
+  p->chip[cn] = 0;
+  lower_ctx c;
+  kir *k = NULL;
+  if (ctx_init(&c, g, chip, opt) || kir_new(chip, p, &k, err)) {
+    ctx_free(&c);
+    ot_program_free(p);
+    return err && err->code ? err->code : ot_error_set(err, OT_ENOMEM, "out of memory");
+  }
+  c.k = k;
+  uint32_t *uses = count_uses(g);
+  if (!uses) kir_fail(k, OT_ENOMEM, "out of memory");
+  else if (opt->fuse) fuse(&c, uses);
+  free(uses);
+  if (!kir_status(k) && check_lowerable(&c, err)) {
+    kir_free(k);
+    ctx_free(&c);
+    ot_program_free(p);
+    return err->code;
+  }
+  if (!kir_status(k)) place_tensors(&c);
+  if (!kir_status(k)) lower_all(&c);
+  st = kir_status(k) ? ot_error_set(err, kir_status(k), "%s", kir_error(k)->msg) : kir_finish(k, err);
+  if (!st && opt->stats) stats_fill(&c, opt->stats);
+  kir_free(k);
+  ctx_free(&c);
+  if (st) { ot_program_free(p); return st; }
+  *out = p;
+  return OT_OK;
+}

@@ -1,0 +1,364 @@
+/* Attention (flash-style forward) and the dispatch of the attention-family lowerings.
+**
+** Tile plan (docs/compiler-attention.md): for each batch b and kv head g, K^T [D, S] (through PE
+** transposes of 128-row tiles) and V [128 keys, S/128 tiles x D] stay resident in SBUF; for each
+** query head of the group and each 128-row query tile, Q^T [D, nq] is made once, then the key
+** range (up to the diagonal when causal) is walked in chunks of up to 512 keys:
+**   S = Q K^T          TensorE, one fp32 PSUM bank [nq, nk]
+**   mask               diagonal chunks only: VectorE copies S to SBUF, GpSimd affine_select
+**   m' = max(m, rowmax S)                                     VectorE
+**   P = exp(scale S - scale m'), rowsum r                     ScalarE activate (bias, red)
+**   alpha = exp(scale (m - m')), l = l alpha + r              ScalarE, VectorE
+**   P^T (128-key blocks through the PE), O_c = P V            TensorE, accumulating in PSUM
+**   O = O alpha + O_c                                         VectorE scalar_tensor_tensor
+** and finally y = O / l, stored in y's type.  The S x S scores never leave the chip. */
+#include <math.h>
+#include <string.h>
+
+#include "compiler/lower_attn_int.h"
+
+#define FWD_NQ 4
+#define FWD_NC 3
+#define FWD_PAIR 2
+
+
+/* The shape and attributes of an attention or attention_bwd node (inputs q, k, v first). */
+void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a) {
+  const ot_gtensor *q = &c->g->t[n->in[0]], *k = &c->g->t[n->in[1]];
+  memset(a, 0, sizeof *a);
+  a->B = (uint32_t)q->shape[0];
+  a->Hq = (uint32_t)q->shape[1];
+  a->Hkv = (uint32_t)k->shape[1];
+  a->S = (uint32_t)q->shape[2];
+  a->D = (uint32_t)q->shape[3];
+  a->scale = n->f[0] != 0.0f ? n->f[0] : 1.0f / sqrtf((float)a->D);
+  a->causal = n->i[0] != 0;
+  a->q = c->hbm[n->in[0]];
+  a->k = c->hbm[n->in[1]];
+  a->v = c->hbm[n->in[2]];
+  a->y = c->hbm[n->out[0]];
+  a->mm = c->opt->matmul_dtype;
+  a->ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
+}
+
+typedef struct {
+  kir *k;
+  const attn_shape *a;
+  uint32_t P, KT;
+  kir_buf kT[2], vn[2], knat, tpk;           /* resident K^T, V (two kv heads in flight) */
+  kir_buf qn[FWD_NQ], qT[FWD_NQ], oacc[FWD_NQ], ysb[FWD_NQ], st[FWD_NQ]; /* per query tile */
+  kir_buf psb[FWD_NC], pTsb[FWD_NC];                      /* per key chunk */
+  kir_buf sps[FWD_NC], pTps[FWD_NC], ops[FWD_NC], tp;                  /* PSUM */
+  kir_buf masks;                                                       /* causal diagonal masks */
+  uint32_t rot_h, rot_q, rot_c, rot_t;
+} attn_run;
+
+/* A query tile in flight: rows [q0, q0+nq) of query head hq, its buffers slot qi. */
+typedef struct {
+  uint32_t hq, q0, nq, qi, mcol, kend, cr;
+  uint64_t qoff;
+} attn_tile;
+
+void attn_load_tiles(kir *k, const attn_shape *a, const kir_hbm *t, uint64_t base, const kir_buf *nat) {
+  uint32_t P = kir_chip(k)->tensor.rows, full = a->S / P, rest = a->S - full * P;
+  if (full) { /* partition p, free (tile, d): row kt*P + p */
+    int64_t hs[3] = {(int64_t)a->D, (int64_t)P * a->D, 1};
+    uint32_t hz[3] = {P, full, a->D};
+    int32_t ss[2] = {(int32_t)a->D, 1};
+    uint32_t sz[2] = {full, a->D};
+    kir_dma(k, kir_ap(nat, 0, P, 0, a->mm, 2, ss, sz), kir_hbm_ap(t, base, 3, hs, hz), OT_ENG_COUNT);
+  }
+  if (rest) attn_load_rows(k, nat, full * a->D, a->mm, t, base + (uint64_t)full * P * a->D, rest, a->D, a->D);
+}
+
+void attn_transpose_tiles(kir *k, const attn_shape *a, const kir_buf *nat, const kir_buf *tp, const kir_buf *dstT) {
+  uint32_t P = kir_chip(k)->tensor.rows, KT = lower_ceil_div(a->S, P);
+  uint32_t per = tp->bytes / (P * attn_esz(a->mm)); /* tiles per PSUM transpose buffer */
+  if (per == 0) per = 1;
+  for (uint32_t t0 = 0, n = 0; t0 < KT; t0 += per, n++) {
+    uint32_t cnt = lower_min_u32(per, KT - t0), cols = 0;
+    for (uint32_t j = 0; j < cnt; j++) {
+      uint32_t nk = lower_min_u32(P, a->S - (t0 + j) * P);
+      kir_transpose(k, kir_ap2(tp, a->D, j * P, nk, a->mm), kir_ap2(nat, nk, (t0 + j) * a->D, a->D, a->mm));
+      cols += nk;
+    }
+    kir_copy(k, n % 2 ? OT_ENG_VECTOR : OT_ENG_SCALAR, kir_ap2(dstT, a->D, t0 * P, cols, a->mm), kir_ap2(tp, a->D, 0, cols, a->mm));
+  }
+}
+
+/* K^T and V of kv head (b, g) into the resident buffers of slot h. */
+static void attn_load_kv(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
+  const attn_shape *a = r->a;
+  uint64_t base = ((uint64_t)b * a->Hkv + g) * a->S * a->D;
+  attn_load_tiles(r->k, a, &a->k, base, &r->knat);
+  attn_load_tiles(r->k, a, &a->v, base, &r->vn[h]);
+  attn_transpose_tiles(r->k, a, &r->knat, &r->tpk, &r->kT[h]);
+}
+
+uint32_t attn_online_chunk(kir *k, const kir_buf *st, uint32_t mcol, bool first, ot_ap src, uint32_t nq, ot_ap pdst) {
+  uint32_t mnew = first ? mcol : (mcol == ST_M0 ? ST_M1 : ST_M0);
+  ot_ap nc = attn_col(st, nq, ST_CMAX), mo = attn_col(st, nq, mcol), mn = attn_col(st, nq, mnew);
+  ot_ap rs = attn_col(st, nq, first ? ST_L : ST_RSUM);
+  kir_reduce(k, first ? mn : nc, src, OT_ALU_MAX, 1, true);
+  if (!first) kir_tt(k, OT_ENG_VECTOR, mn, mo, nc, OT_ALU_MIN); /* -max(m, c) = min(-m, -c) */
+  kir_activate(k, OT_ENG_SCALAR, pdst, src, OT_ACT_EXP, 1.0f, NULL, &mn, &rs);
+  if (!first) {
+    ot_ap al = attn_col(st, nq, ST_ALPHA), l = attn_col(st, nq, ST_L);
+    kir_activate(k, OT_ENG_SCALAR, al, mo, OT_ACT_EXP, -1.0f, NULL, &mn, NULL); /* exp(m - m') */
+    kir_ts(k, OT_ENG_VECTOR, l, l, OT_ALU_MUL, 0.0f, &al, OT_ALU_ADD, 0.0f, &rs);
+  }
+  return mnew;
+}
+
+void attn_masks_init(kir *k, const kir_buf *masks, uint32_t P, ot_dtype mm) {
+  int32_t step = -1;
+  kir_memset(k, OT_ENG_GPSIMD, kir_ap2(masks, P, 0, ATTN_MASKS * KCHUNK + P, mm), 0.0f);
+  for (uint32_t v = 0; v < ATTN_MASKS; v++) {
+    ot_ap m = kir_ap2(masks, P, v * KCHUNK, KCHUNK, mm);
+    kir_affine_select(k, m, m, OT_ALU_GE, (int32_t)(v * P), 1, 1, &step, ATTN_NEG_FILL);
+  }
+  ot_ap id = kir_ap2(masks, P, ATTN_MASKS * KCHUNK, P, mm); /* 1 where p == j */
+  kir_affine_select(k, id, id, OT_ALU_NE, 0, 1, 1, &step, 1.0f);
+}
+
+ot_ap attn_scores(kir *k, const attn_shape *a, const kir_buf *sps, const kir_buf *masks, ot_ap qT, const kir_buf *kT,
+                  uint32_t q0, uint32_t nq, uint32_t c0, uint32_t nk) {
+  ot_ap s = kir_ap2(sps, nq, 0, nk, OT_DT_FP32);
+  bool diag = a->causal && c0 + nk - 1 > q0;
+  kir_matmul(k, s, qT, kir_ap2(kT, a->D, c0, nk, a->mm), false);
+  if (diag) { /* crosses the diagonal: S += I . mask on the PE (0 where key c0+j <= query q0+p, else -1e30) */
+    uint32_t v = (q0 - c0) / kir_chip(k)->tensor.rows;
+    kir_matmul(k, s, kir_ap2(masks, nq, ATTN_MASKS * KCHUNK, nq, a->mm), kir_ap2(masks, nq, v * KCHUNK, nk, a->mm), true);
+  }
+  return s;
+}
+
+void attn_make_qT(kir *k, const attn_shape *a, const kir_buf *tp, const kir_buf *qn, uint32_t nq, const kir_buf *qT) {
+  kir_transpose(k, kir_ap2(tp, a->D, 0, nq, a->mm), kir_ap2(qn, nq, 0, a->D, a->mm));
+  kir_activate(k, OT_ENG_SCALAR, kir_ap2(qT, a->D, 0, nq, a->mm), kir_ap2(tp, a->D, 0, nq, a->mm), OT_ACT_COPY, a->scale,
+               NULL, NULL, NULL);
+}
+
+/* O_c = P V for the chunk's keys [c0, c0+nk): P^T by 128-key blocks, accumulating in PSUM. */
+static void attn_pv(attn_run *r, const attn_tile *t, uint32_t c0, uint32_t nk, uint32_t h) {
+  const attn_shape *a = r->a;
+  kir *k = r->k;
+  uint32_t cr = t->cr, nq = t->nq;
+  const kir_buf *tp = &r->pTps[cr], *pT = &r->pTsb[cr], *psb = &r->psb[cr];
+  uint32_t nblk = lower_ceil_div(nk, r->P), full = nk / r->P;
+  for (uint32_t j = 0; j < nblk; j++) {
+    uint32_t nkb = lower_min_u32(r->P, nk - j * r->P);
+    kir_transpose(k, kir_ap2(tp, nkb, j * r->P, nq, a->mm), kir_ap2(psb, nq, j * r->P, nkb, a->mm));
+  }
+  if (full) { /* the full 128-key blocks leave PSUM in one copy, a partial last block alone */
+    int32_t st[2] = {(int32_t)r->P, 1};
+    uint32_t sz[2] = {full, nq};
+    kir_copy(k, OT_ENG_SCALAR, kir_ap(pT, 0, r->P, 0, a->mm, 2, st, sz), kir_ap(tp, 0, r->P, 0, a->mm, 2, st, sz));
+  }
+  if (full < nblk)
+    kir_copy(k, OT_ENG_SCALAR, kir_ap2(pT, nk - full * r->P, full * r->P, nq, a->mm),
+             kir_ap2(tp, nk - full * r->P, full * r->P, nq, a->mm));
+  for (uint32_t j = 0; j < nblk; j++) {
+    uint32_t nkb = lower_min_u32(r->P, nk - j * r->P), kt = c0 / r->P + j;
+    kir_matmul(k, kir_ap2(&r->ops[cr], nq, 0, a->D, OT_DT_FP32), kir_ap2(pT, nkb, j * r->P, nq, a->mm),
+               kir_ap2(&r->vn[h], nkb, kt * a->D, a->D, a->mm), j > 0);
+  }
+}
+
+/* O = O exp(m - m') + O_c (the first chunk: O = O_c). */
+static void attn_update(attn_run *r, const attn_tile *t, bool first) {
+  const attn_shape *a = r->a;
+  ot_ap o = kir_ap2(&r->oacc[t->qi], t->nq, 0, a->D, OT_DT_FP32), oc = kir_ap2(&r->ops[t->cr], t->nq, 0, a->D, OT_DT_FP32);
+  if (first) kir_copy(r->k, OT_ENG_SCALAR, o, oc);
+  else {
+    ot_ap al = attn_col(&r->st[t->qi], t->nq, ST_ALPHA);
+    kir_stt(r->k, o, o, OT_ALU_MUL, 0.0f, &al, OT_ALU_ADD, oc);
+  }
+}
+
+/* Key chunk c0 of the tiles t[0..nt): stage by stage across the tiles, so that every in-order
+** engine stream alternates between independent dependency chains (software pipelining). */
+static bool attn_chunk(attn_run *r, attn_tile *t, uint32_t nt, uint32_t c0, uint32_t h) {
+  const attn_shape *a = r->a;
+  kir *k = r->k;
+  ot_ap s[FWD_PAIR];
+  bool any = false;
+  for (uint32_t i = 0; i < nt; i++) {
+    if (c0 >= t[i].kend) continue;
+    any = true;
+    t[i].cr = r->rot_c++ % FWD_NC;
+    s[i] = attn_scores(k, a, &r->sps[t[i].cr], &r->masks, kir_ap2(&r->qT[t[i].qi], a->D, 0, t[i].nq, a->mm),
+                       &r->kT[h], t[i].q0, t[i].nq, c0, lower_min_u32(KCHUNK, t[i].kend - c0));
+  }
+  for (uint32_t i = 0; i < nt; i++)
+    if (c0 < t[i].kend)
+      t[i].mcol = attn_online_chunk(k, &r->st[t[i].qi], t[i].mcol, c0 == 0, s[i], t[i].nq,
+                                    kir_ap2(&r->psb[t[i].cr], t[i].nq, 0, lower_min_u32(KCHUNK, t[i].kend - c0), a->mm));
+  for (uint32_t i = 0; i < nt; i++)
+    if (c0 < t[i].kend) attn_pv(r, &t[i], c0, lower_min_u32(KCHUNK, t[i].kend - c0), h);
+  for (uint32_t i = 0; i < nt; i++)
+    if (c0 < t[i].kend) attn_update(r, &t[i], c0 == 0);
+  return any;
+}
+
+/* Start a query tile: Q rows and Q^T. */
+static void attn_tile_begin(attn_run *r, uint32_t b, attn_tile *t) {
+  const attn_shape *a = r->a;
+  kir *k = r->k;
+  t->nq = lower_min_u32(r->P, a->S - t->q0);
+  t->qi = r->rot_q++ % FWD_NQ;
+  t->qoff = (((uint64_t)b * a->Hq + t->hq) * a->S + t->q0) * a->D;
+  t->kend = a->causal ? t->q0 + t->nq : a->S;
+  t->mcol = ST_M0;
+  const kir_buf *qn = &r->qn[t->qi];
+  attn_load_rows(k, qn, 0, a->mm, &a->q, t->qoff, t->nq, a->D, a->D);
+  attn_make_qT(k, a, &r->tp, qn, t->nq, &r->qT[t->qi]);
+}
+
+/* Finish a query tile: y = O / l in y's type, stored. */
+static void attn_tile_end(attn_run *r, const attn_tile *t) {
+  const attn_shape *a = r->a;
+  ot_ap l = attn_col(&r->st[t->qi], t->nq, ST_L);
+  const kir_buf *ysb = &r->ysb[t->qi];
+  kir_ts(r->k, OT_ENG_VECTOR, kir_ap2(ysb, t->nq, 0, a->D, a->ydt), kir_ap2(&r->oacc[t->qi], t->nq, 0, a->D, OT_DT_FP32),
+         OT_ALU_DIV, 0.0f, &l, OT_ALU_BYPASS, 0.0f, NULL);
+  attn_store_rows(r->k, &a->y, t->qoff, a->D, ysb, 0, a->ydt, t->nq, a->D);
+}
+
+/* Up to FWD_PAIR query tiles (already begun) processed together, their chunks interleaved stage
+** by stage; the next group's Q loads and transposes (nx, nnx tiles) are emitted first, so they
+** sit ahead of this group's work in every engine's stream. */
+static void attn_tiles(attn_run *r, uint32_t b, uint32_t h, attn_tile *t, uint32_t nt, attn_tile *nx, uint32_t nnx) {
+  for (uint32_t i = 0; i < nnx; i++) attn_tile_begin(r, b, &nx[i]);
+  for (uint32_t c0 = 0; !kir_status(r->k) && attn_chunk(r, t, nt, c0, h); c0 += KCHUNK) {
+  }
+  for (uint32_t i = 0; i < nt; i++) attn_tile_end(r, &t[i]);
+}
+
+/* Every query tile of kv head (b, g), in (row tile, head) order, FWD_PAIR at a time with a
+** one-group lookahead. */
+static void attn_kv_head(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
+  const attn_shape *a = r->a;
+  uint32_t grp = a->Hq / a->Hkv, total = grp * r->KT;
+  attn_tile grpA[FWD_PAIR], grpB[FWD_PAIR], *cur = grpA, *nxt = grpB;
+  uint32_t ncur = 0, done = 0;
+  for (uint32_t pass = 0; !kir_status(r->k); pass++) {
+    uint32_t nn = lower_min_u32(FWD_PAIR, total - done);
+    for (uint32_t i = 0; i < nn; i++) {
+      memset(&nxt[i], 0, sizeof nxt[i]);
+      nxt[i].q0 = ((done + i) / grp) * r->P;
+      nxt[i].hq = g * grp + (done + i) % grp;
+    }
+    done += nn;
+    if (pass == 0) {
+      for (uint32_t i = 0; i < nn; i++) attn_tile_begin(r, b, &nxt[i]);
+    } else {
+      attn_tiles(r, b, h, cur, ncur, nxt, nn);
+    }
+    attn_tile *sw = cur;
+    cur = nxt;
+    nxt = sw;
+    ncur = nn;
+    if (nn == 0) break;
+  }
+}
+
+static ot_status attn_alloc(attn_run *r) {
+  const attn_shape *a = r->a;
+  kir *k = r->k;
+  uint32_t P = r->P, e = attn_esz(a->mm), bank = attn_bank_bytes(kir_chip(k));
+  for (int i = 0; i < 2; i++) {
+    kir_alloc(k, OT_MEM_SBUF, P, a->S * e, &r->kT[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, r->KT * a->D * e, &r->vn[i]);
+  }
+  for (int i = 0; i < FWD_NQ; i++) {
+    kir_alloc(k, OT_MEM_SBUF, P, a->D * e, &r->qn[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, P * e, &r->qT[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, a->D * 4, &r->oacc[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, a->D * attn_esz(a->ydt), &r->ysb[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, ST_COLS * 4, &r->st[i]);
+  }
+  for (int i = 0; i < FWD_NC; i++) {
+    kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * e, &r->psb[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * e, &r->pTsb[i]);
+    kir_alloc(k, OT_MEM_PSUM, P, KCHUNK * 4 < bank ? KCHUNK * 4 : bank, &r->sps[i]);
+    kir_alloc(k, OT_MEM_PSUM, P, KCHUNK * e < bank ? KCHUNK * e : bank, &r->pTps[i]);
+    kir_alloc(k, OT_MEM_PSUM, P, a->D * 4, &r->ops[i]);
+  }
+  kir_alloc(k, OT_MEM_PSUM, P, P * e, &r->tp);
+  kir_alloc(k, OT_MEM_PSUM, P, bank, &r->tpk);
+  kir_alloc(k, OT_MEM_SBUF, P, r->KT * a->D * e, &r->knat);
+  if (a->causal) kir_alloc(k, OT_MEM_SBUF, P, (ATTN_MASKS * KCHUNK + P) * e, &r->masks);
+  return kir_status(k);
+}
+
+static void attn_release(attn_run *r) {
+  kir_buf *two[] = {r->kT, r->vn};
+  kir_buf *nq[] = {r->qn, r->qT, r->oacc, r->ysb, r->st};
+  kir_buf *nc[] = {r->psb, r->pTsb, r->sps, r->pTps, r->ops};
+  for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
+    for (int j = 0; j < 2; j++) kir_release(r->k, &two[i][j]);
+  for (size_t i = 0; i < sizeof nq / sizeof nq[0]; i++)
+    for (int j = 0; j < FWD_NQ; j++) kir_release(r->k, &nq[i][j]);
+  for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++)
+    for (int j = 0; j < FWD_NC; j++) kir_release(r->k, &nc[i][j]);
+  kir_release(r->k, &r->tp);
+  kir_release(r->k, &r->tpk);
+  kir_release(r->k, &r->knat);
+  kir_release(r->k, &r->masks);
+}
+
+ot_status attn_check(kir *k, const attn_shape *a, uint32_t P, const char *what, uint64_t resident) {
+  const ot_chip *chip = kir_chip(k);
+  if (a->D > P)
+    return kir_fail(k, OT_EUNSUPPORTED, "%s head dim D = %u: the kernel puts D on the %u PE rows; supported: D <= %u", what,
+                    a->D, P, P);
+  if (P != 128 || KCHUNK * 4 > attn_bank_bytes(chip))
+    return kir_fail(k, OT_EUNSUPPORTED, "%s needs 128 PE rows and a PSUM bank of %u bytes per partition; %s has %u rows and %u",
+                    what, KCHUNK * 4, chip->name, P, attn_bank_bytes(chip));
+  if (resident > RESIDENT_BUDGET)
+    return kir_fail(k, OT_EUNSUPPORTED,
+                    "%s sequence length S = %u with D = %u: the per-kv-head tiles that stay in SBUF (K^T, V, K, "
+                    "accumulators) need %llu bytes per partition, the kernel keeps at most %u; supported: shorter S",
+                    what, a->S, a->D, (unsigned long long)resident, RESIDENT_BUDGET);
+  return OT_OK;
+}
+
+ot_status lower_attention(lower_ctx *c, const ot_gnode *n) {
+  attn_shape a;
+  attn_shape_read(c, n, &a);
+  attn_run r;
+  memset(&r, 0, sizeof r);
+  r.k = c->k;
+  r.a = &a;
+  r.P = attn_parts(c->chip);
+  r.KT = lower_ceil_div(a.S, r.P);
+  if (a.S == 0 || a.D == 0 || a.B == 0 || a.Hq == 0) return OT_OK;
+  uint64_t e = attn_esz(a.mm), kd = (uint64_t)r.KT * a.D * e;
+  if (attn_check(c->k, &a, r.P, "attention", 2 * ((uint64_t)a.S * e + kd) + kd)) return kir_status(c->k);
+  if (attn_alloc(&r)) { attn_release(&r); return kir_status(c->k); }
+  if (a.causal) attn_masks_init(c->k, &r.masks, r.P, a.mm);
+  /* kv heads in order; the next head's K^T and V load (other slot) is emitted before this head's
+  ** work, so its DMAs and transposes run ahead of it in every stream */
+  uint32_t heads = a.B * a.Hkv;
+  attn_load_kv(&r, 0, 0, 0);
+  for (uint32_t i = 0; i < heads && !kir_status(c->k); i++) {
+    if (i + 1 < heads) attn_load_kv(&r, (i + 1) / a.Hkv, (i + 1) % a.Hkv, (i + 1) % 2);
+    attn_kv_head(&r, i / a.Hkv, i % a.Hkv, i % 2);
+  }
+  attn_release(&r);
+  return kir_status(c->k);
+}
+
+lower_fn lower_for_attention(ot_gop op) {
+  switch (op) {
+  case OT_GOP_ATTENTION: return lower_attention;
+  case OT_GOP_ATTENTION_BWD: return lower_attention_bwd;
+  case OT_GOP_ROPE: return lower_rope;
+  case OT_GOP_EMBEDDING: return lower_embedding;
+  case OT_GOP_EMBEDDING_BWD: return lower_embedding_bwd;
+  case OT_GOP_CROSS_ENTROPY: return lower_cross_entropy;
+  case OT_GOP_CROSS_ENTROPY_BWD: return lower_cross_entropy_bwd;
+  default: return NULL;
+  }
+}

@@ -1,0 +1,205 @@
+/* Cross-entropy (mean over rows of logsumexp(row) - row[target]) and its backward.
+**
+** Rows go on the partitions (128 per tile); the vocabulary is walked in chunks of up to
+** CE_CHUNK columns with an online max / sum-exp, as in flash attention:
+**   c = rowmax(x)            VectorE tensor_reduce
+**   m' = max(m, c)           VectorE
+**   e = exp(x - m'), r = sum ScalarE activate (bias = -m', red = r)
+**   l = l exp(m - m') + r    ScalarE, VectorE
+** The target logit is picked in the same pass: (iota == target - c0) * x on the GpSimd
+** (tensor_scalar, tensor_tensor), summed by a ScalarE copy's `red` (one nonzero term, so the
+** pick is exact); the VectorE keeps only the row max.
+** Forward: loss_row = (ln l + m) - pick; the rows are summed in order by a ones-vector matmul
+** accumulating into one PSUM word across row tiles (fp32, k order = row order, as the
+** reference), then divided by N.  Backward: a second pass per chunk writes
+** ((e / l) - onehot) * (dloss / N) (the chunk is reloaded unless the row fits one chunk). */
+#include <string.h>
+
+#include "compiler/lower_attn_int.h"
+
+#define CE_CHUNK 2048u
+#define CE_PAIR 2u   /* row tiles processed together, chunk stages interleaved */
+#define CE_NX 4u     /* logits chunk buffers */
+
+/* stats columns beyond attention's online-softmax ones (ST_*, scale 1) */
+enum { C_TGTI = ST_COLS, C_TGT, C_PICK, C_PCH, C_LG, C_LOSS, C_G, C_ONE, C_COLS };
+
+typedef struct {
+  kir *k;
+  uint32_t N, V, P, VC, nch;
+  kir_hbm x, tgt, y, dloss;
+  ot_dtype ydt;
+  bool bwd;
+  kir_buf io, xb[CE_NX], eb[CE_PAIR], tmp[CE_PAIR], st[CE_PAIR], outb[CE_PAIR], tot;
+  uint32_t rot_x, rot_o;
+} ce_run;
+
+/* A row tile in flight: rows [r0, r0+nr), slot i (stats, exp, temporaries); its current chunk. */
+typedef struct {
+  uint32_t r0, nr, mcol;
+  const kir_buf *st, *eb, *tmp, *xb;
+} ce_tile;
+
+/* Load columns [c0, c0+vc) of the tile's rows as fp32 into the next chunk buffer. */
+static void ce_load(ce_run *r, ce_tile *t, uint32_t c0, uint32_t vc) {
+  t->xb = &r->xb[r->rot_x++ % CE_NX];
+  attn_load_rows(r->k, t->xb, 0, OT_DT_FP32, &r->x, (uint64_t)t->r0 * r->V + c0, t->nr, vc, r->V);
+}
+
+/* onehot = (iota + c0 == target) into the tile's tmp (GpSimd). */
+static ot_ap ce_onehot(ce_run *r, const ce_tile *t, uint32_t c0, uint32_t vc) {
+  ot_ap oh = kir_ap2(t->tmp, t->nr, 0, vc, OT_DT_FP32), tg = attn_col(t->st, t->nr, C_TGT);
+  kir_ts(r->k, OT_ENG_GPSIMD, oh, kir_ap2(&r->io, t->nr, 0, vc, OT_DT_FP32), OT_ALU_ADD, (float)c0, NULL, OT_ALU_EQ, 0.0f,
+         &tg);
+  return oh;
+}
+
+/* Per row tile: targets (int32 -> fp32) and, for the backward, g = dloss / N on every row. */
+static void ce_tile_setup(ce_run *r, const ce_tile *t) {
+  kir *k = r->k;
+  attn_load_rows(k, t->st, C_TGTI, OT_DT_INT32, &r->tgt, t->r0, t->nr, 1, 1);
+  kir_copy(k, OT_ENG_GPSIMD, attn_col(t->st, t->nr, C_TGT), kir_ap2(t->st, t->nr, C_TGTI, 1, OT_DT_INT32));
+  if (!r->bwd) return;
+  int64_t hs[2] = {0, 1};
+  uint32_t hz[2] = {t->nr, 1};
+  ot_ap g = attn_col(t->st, t->nr, C_G);
+  kir_dma(k, g, kir_hbm_ap(&r->dloss, 0, 2, hs, hz), OT_ENG_COUNT);
+  kir_ts(k, OT_ENG_VECTOR, g, g, OT_ALU_DIV, (float)r->N, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+}
+
+/* One chunk of the statistics pass for every tile (and, forward, the target pick). */
+static void ce_stats_chunk(ce_run *r, ce_tile *t, uint32_t nt, uint32_t c0, bool pick) {
+  kir *k = r->k;
+  uint32_t vc = lower_min_u32(r->VC, r->V - c0);
+  bool first = c0 == 0;
+  for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
+  for (uint32_t i = 0; i < nt; i++)
+    t[i].mcol = attn_online_chunk(k, t[i].st, t[i].mcol, first, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), t[i].nr,
+                                  kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32));
+  if (!pick) return;
+  for (uint32_t i = 0; i < nt; i++) { /* (onehot * x) summed by a ScalarE copy's red: exact */
+    ot_ap oh = ce_onehot(r, &t[i], c0, vc), pch = attn_col(t[i].st, t[i].nr, first ? C_PICK : C_PCH);
+    kir_tt(k, OT_ENG_GPSIMD, oh, oh, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ALU_MUL);
+    kir_activate(k, OT_ENG_SCALAR, kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32), oh, OT_ACT_COPY, 1.0f, NULL, NULL, &pch);
+    if (!first) {
+      ot_ap pk = attn_col(t[i].st, t[i].nr, C_PICK);
+      kir_tt(k, OT_ENG_VECTOR, pk, pk, pch, OT_ALU_ADD);
+    }
+  }
+}
+
+/* Forward: the tiles' losses, summed in row order into the PSUM total. */
+static void ce_fwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
+  kir *k = r->k;
+  for (uint32_t i = 0; i < nt; i++) ce_tile_setup(r, &t[i]);
+  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) ce_stats_chunk(r, t, nt, c0, true);
+  for (uint32_t i = 0; i < nt; i++) { /* loss = ln l + m - pick, with the column holding -m */
+    const kir_buf *st = t[i].st;
+    uint32_t nr = t[i].nr;
+    ot_ap lg = attn_col(st, nr, C_LG), nm = attn_col(st, nr, t[i].mcol), pick = attn_col(st, nr, C_PICK);
+    ot_ap loss = attn_col(st, nr, C_LOSS);
+    kir_activate(k, OT_ENG_SCALAR, lg, attn_col(st, nr, ST_L), OT_ACT_LOG, 1.0f, NULL, NULL, NULL);
+    kir_ts(k, OT_ENG_VECTOR, loss, lg, OT_ALU_SUB, 0.0f, &nm, OT_ALU_SUB, 0.0f, &pick);
+    kir_matmul(k, kir_ap2(&r->tot, 1, 0, 1, OT_DT_FP32), loss, attn_col(st, nr, C_ONE), t[i].r0 > 0);
+  }
+}
+
+/* Backward: pass 1 (statistics), pass 2 (gradient chunks: ((e / l) - onehot) * g). */
+static void ce_bwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
+  kir *k = r->k;
+  for (uint32_t i = 0; i < nt; i++) ce_tile_setup(r, &t[i]);
+  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) ce_stats_chunk(r, t, nt, c0, false);
+  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) {
+    uint32_t vc = lower_min_u32(r->VC, r->V - c0);
+    if (r->nch > 1)
+      for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
+    for (uint32_t i = 0; i < nt; i++) {
+      ot_ap nm = attn_col(t[i].st, t[i].nr, t[i].mcol), e = kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32);
+      kir_activate(k, OT_ENG_SCALAR, e, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ACT_EXP, 1.0f, NULL, &nm, NULL);
+    }
+    for (uint32_t i = 0; i < nt; i++) {
+      uint32_t nr = t[i].nr;
+      ot_ap l = attn_col(t[i].st, nr, ST_L), g = attn_col(t[i].st, nr, C_G), e = kir_ap2(t[i].eb, nr, 0, vc, OT_DT_FP32);
+      ot_ap oh = ce_onehot(r, &t[i], c0, vc);
+      kir_stt(k, e, e, OT_ALU_DIV, 0.0f, &l, OT_ALU_SUB, oh);
+      const kir_buf *ob = &r->outb[r->rot_o++ % CE_PAIR];
+      kir_ts(k, OT_ENG_SCALAR, kir_ap2(ob, nr, 0, vc, r->ydt), e, OT_ALU_MUL, 0.0f, &g, OT_ALU_BYPASS, 0.0f, NULL);
+      attn_store_rows(k, &r->y, (uint64_t)t[i].r0 * r->V + c0, r->V, ob, 0, r->ydt, nr, vc);
+    }
+  }
+}
+
+static ot_status ce_alloc(ce_run *r) {
+  kir *k = r->k;
+  kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->io);
+  for (uint32_t i = 0; i < CE_NX; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->xb[i]);
+  for (uint32_t i = 0; i < CE_PAIR; i++) {
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->eb[i]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->tmp[i]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, C_COLS * 4, &r->st[i]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->bwd ? r->VC * attn_esz(r->ydt) : 4, &r->outb[i]);
+  }
+  if (!r->bwd) kir_alloc(k, OT_MEM_PSUM, 1, 4, &r->tot);
+  return kir_status(k);
+}
+
+static void ce_release(ce_run *r) {
+  kir_release(r->k, &r->io);
+  kir_release(r->k, &r->tot);
+  for (uint32_t i = 0; i < CE_NX; i++) kir_release(r->k, &r->xb[i]);
+  for (uint32_t i = 0; i < CE_PAIR; i++) {
+    kir_release(r->k, &r->eb[i]);
+    kir_release(r->k, &r->tmp[i]);
+    kir_release(r->k, &r->st[i]);
+    kir_release(r->k, &r->outb[i]);
+  }
+}
+
+static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
+  const ot_gtensor *lg = &c->g->t[n->in[0]];
+  ce_run r;
+  memset(&r, 0, sizeof r);
+  r.k = c->k;
+  r.bwd = bwd;
+  r.N = (uint32_t)lg->shape[0];
+  r.V = (uint32_t)lg->shape[1];
+  r.P = c->chip->sbuf.partitions;
+  r.VC = lower_min_u32(CE_CHUNK, r.V ? r.V : 1);
+  r.nch = lower_ceil_div(r.V, r.VC);
+  r.x = c->hbm[n->in[0]];
+  r.tgt = c->hbm[n->in[1]];
+  r.y = c->hbm[n->out[0]];
+  r.ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
+  if (bwd) r.dloss = c->hbm[n->in[2]];
+  if (r.N == 0 || r.V == 0)
+    return kir_fail(c->k, OT_EUNSUPPORTED, "cross_entropy of logits [%u, %u]: supported are N >= 1 and V >= 1", r.N, r.V);
+  if (ce_alloc(&r)) { ce_release(&r); return kir_status(c->k); }
+  int32_t steps[4] = {1, 0, 0, 0};
+  kir_iota(c->k, kir_ap2(&r.io, r.P, 0, r.VC, OT_DT_FP32), 0, 0, steps);
+  for (uint32_t i = 0; i < CE_PAIR; i++) kir_memset(c->k, OT_ENG_GPSIMD, attn_col(&r.st[i], r.P, C_ONE), 1.0f);
+  for (uint32_t r0 = 0; r0 < r.N && !kir_status(c->k); r0 += CE_PAIR * r.P) {
+    ce_tile t[CE_PAIR];
+    uint32_t nt = 0;
+    for (uint32_t i = 0; i < CE_PAIR && r0 + i * r.P < r.N; i++, nt++) {
+      memset(&t[i], 0, sizeof t[i]);
+      t[i].r0 = r0 + i * r.P;
+      t[i].nr = lower_min_u32(r.P, r.N - t[i].r0);
+      t[i].mcol = ST_M0;
+      t[i].st = &r.st[i];
+      t[i].eb = &r.eb[i];
+      t[i].tmp = &r.tmp[i];
+    }
+    if (bwd) ce_bwd_tiles(&r, t, nt);
+    else ce_fwd_tiles(&r, t, nt);
+  }
+  if (!bwd) { /* mean over rows, leaving PSUM */
+    kir_ts(c->k, OT_ENG_VECTOR, attn_col(&r.outb[0], 1, 0), kir_ap2(&r.tot, 1, 0, 1, OT_DT_FP32), OT_ALU_DIV, (float)r.N,
+           NULL, OT_ALU_BYPASS, 0.0f, NULL);
+    attn_store_rows(c->k, &r.y, 0, 1, &r.outb[0], 0, OT_DT_FP32, 1, 1);
+  }
+  ce_release(&r);
+  return kir_status(c->k);
+}
+
+ot_status lower_cross_entropy(lower_ctx *c, const ot_gnode *n) { return ce_lower(c, n, false); }
+ot_status lower_cross_entropy_bwd(lower_ctx *c, const ot_gnode *n) { return ce_lower(c, n, true); }

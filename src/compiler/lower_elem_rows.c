@@ -1,0 +1,441 @@
+/* Row-wise lowerings: softmax, layernorm, rmsnorm and their gradients.
+**
+** x [..., d] is processed as rows = product of the leading dims, one row per partition, 128
+** rows per tile (the last tile partial), the whole row on the free axis so that a row's
+** statistics are per-partition scalars ([P, 1] APs) the engines apply in one instruction.
+** gamma / beta are loaded once, repeated along the partitions (stride 0).  Column sums over
+** all rows (dgamma, dbeta) accumulate on the TensorE: for each 128-column block, the tile's
+** block is the stationary and a ones column the moving operand, so PSUM holds the block's sums
+** on its partitions and a chain of acc=1 matmuls adds the rows in order 0, 1, 2, ... exactly as
+** the reference evaluator does. */
+#include <string.h>
+
+#include "compiler/lower_elem_int.h"
+
+typedef struct {
+  elem_rowop *r;
+  uint32_t P, nb, group, slots;
+  kir_buf buf[ELEM_BUFS][3 * ELEM_MAX_IO];
+  kir_buf small[ELEM_BUFS];
+} rows_run;
+
+static unsigned rows_slot_out(const elem_rowop *r, unsigned j) {
+  if (r->in_place && j == 0) return 0;
+  return r->n_in + j - (r->in_place ? 1u : 0u);
+}
+static unsigned rows_slot_tmp(const elem_rowop *r, unsigned j) {
+  return r->n_in + r->n_out - (r->in_place ? 1u : 0u) + j;
+}
+
+static uint32_t round64(uint32_t b) { return (b + 63u) / 64u * 64u; }
+
+/* sum[p] = sum of the row t[p, :] on the ScalarE (a copy onto itself with red=), leaving the
+** VectorE free: the sum is the same fp32 sequence from 0 as tensor_reduce's. */
+static void rows_sum(kir *k, const ot_ap *t, const ot_ap *sum) {
+  kir_activate(k, OT_ENG_SCALAR, *t, *t, OT_ACT_COPY, 1.0f, NULL, NULL, sum);
+}
+
+/* Bytes per partition of slot j: an input row in its own type, results and scratch in fp32. */
+static uint32_t rows_slot_bytes(const elem_rowop *r, unsigned j) {
+  bool input = j < r->n_in && !(r->in_place && j == 0);
+  return round64(r->d * (input ? (uint32_t)ot_dtype_size(elem_load_dtype(&r->in[j])) : 4u));
+}
+
+/* How many buffer sets fit next to the broadcast vectors; fail naming the sizes if none. */
+static ot_status rows_plan(rows_run *x) {
+  elem_rowop *r = x->r;
+  x->P = elem_parts(r->c);
+  if (elem_load_dtype(&r->in[0]) != OT_DT_FP32) r->in_place = false; /* fp32 results need their own rows */
+  x->slots = r->n_in + r->n_out + r->n_tmp - (r->in_place ? 1u : 0u);
+  uint64_t per_set = round64(r->n_small * 4u);
+  for (unsigned j = 0; j < x->slots; j++) per_set += rows_slot_bytes(r, j);
+  uint64_t fixed = (uint64_t)r->n_vec * round64(r->d * 4u) + (r->n_acc ? 64u : 0u);
+  uint32_t avail = kir_largest_free(r->c->k, OT_MEM_SBUF);
+  uint64_t nb = avail > fixed ? (avail - fixed) / per_set : 0;
+  x->nb = (uint32_t)(nb < ELEM_BUFS ? nb : ELEM_BUFS);
+  x->group = x->nb < ELEM_GROUP ? x->nb : ELEM_GROUP; /* a group's tiles need distinct buffers */
+  if (x->nb == 0)
+    return kir_fail(r->c->k, OT_EUNSUPPORTED,
+                    "rows of %u elements: the kernel keeps %u row buffers and %u broadcast vectors per partition in "
+                    "SBUF (%llu bytes), %u bytes per partition are free; supported: last dim <= %llu",
+                    r->d, x->slots, r->n_vec, (unsigned long long)(per_set + fixed), avail,
+                    (unsigned long long)(avail / 4u / (x->slots + r->n_vec)));
+  return OT_OK;
+}
+
+static void rows_load_vectors(rows_run *x) {
+  elem_rowop *r = x->r;
+  kir *k = r->c->k;
+  for (unsigned j = 0; j < r->n_vec; j++) {
+    kir_alloc(k, OT_MEM_SBUF, x->P, r->d * 4u, &r->vec[j]);
+    int64_t hs[2] = {0, 1};
+    uint32_t hz[2] = {x->P, r->d};
+    kir_dma(k, elem_tile(&r->vec[j], x->P, 0, r->d), kir_hbm_ap(&r->vec_src[j], 0, 2, hs, hz), OT_ENG_COUNT);
+  }
+  if (!r->n_acc) return;
+  kir_alloc(k, OT_MEM_SBUF, x->P, 4, &r->ones);
+  kir_memset(k, OT_ENG_GPSIMD, elem_col(&r->ones, x->P, 0), 1.0f);
+  uint32_t nch = lower_ceil_div(r->d, x->P);
+  for (unsigned a = 0; a < r->n_acc; a++) kir_alloc(k, OT_MEM_PSUM, x->P, nch * 4u, &r->acc[a]);
+}
+
+static void rows_alloc(rows_run *x) {
+  elem_rowop *r = x->r;
+  for (uint32_t s = 0; s < x->nb; s++) {
+    for (unsigned j = 0; j < x->slots; j++) kir_alloc(r->c->k, OT_MEM_SBUF, x->P, rows_slot_bytes(r, j), &x->buf[s][j]);
+    kir_alloc(r->c->k, OT_MEM_SBUF, x->P, r->n_small * 4u, &x->small[s]);
+  }
+}
+
+static void rows_release(rows_run *x) {
+  elem_rowop *r = x->r;
+  kir *k = r->c->k;
+  for (unsigned s = 0; s < ELEM_BUFS; s++) {
+    for (unsigned j = 0; j < 3 * ELEM_MAX_IO; j++) kir_release(k, &x->buf[s][j]);
+    kir_release(k, &x->small[s]);
+  }
+  for (unsigned j = 0; j < 2; j++) {
+    kir_release(k, &r->vec[j]);
+    kir_release(k, &r->acc[j]);
+  }
+  kir_release(k, &r->ones);
+}
+
+typedef struct {
+  uint32_t t, np;
+  uint64_t r0;
+  ot_ap in[ELEM_MAX_IO], out[ELEM_MAX_IO], tmp[ELEM_MAX_TMP];
+} rows_pos;
+
+static void rows_load(rows_run *x, rows_pos *q) {
+  elem_rowop *r = x->r;
+  kir_buf *b = x->buf[q->t % x->nb];
+  for (unsigned j = 0; j < r->n_in; j++) {
+    q->in[j] = elem_tile_dt(&b[j], q->np, 0, r->d, elem_load_dtype(&r->in[j]));
+    kir_dma(r->c->k, q->in[j], elem_hbm_rows(&r->in[j], q->r0 * r->d, q->np, r->d, r->d), OT_ENG_COUNT);
+  }
+  for (unsigned j = 0; j < r->n_out; j++) q->out[j] = elem_tile(&b[rows_slot_out(r, j)], q->np, 0, r->d);
+  for (unsigned j = 0; j < r->n_tmp; j++) q->tmp[j] = elem_tile(&b[rows_slot_tmp(r, j)], q->np, 0, r->d);
+}
+
+/* Loads of the group's tiles, their steps interleaved (step s of every tile, then s + 1), stores. */
+static void rows_group(rows_run *x, rows_pos *q, unsigned n) {
+  elem_rowop *r = x->r;
+  for (unsigned i = 0; i < n; i++) rows_load(x, &q[i]);
+  bool more = true;
+  for (unsigned s = 0; more && !kir_status(r->c->k); s++) {
+    more = false;
+    for (unsigned i = 0; i < n; i++)
+      more |= r->body(r, s, q[i].t, q[i].np, q[i].in, q[i].out, q[i].tmp, &x->small[q[i].t % x->nb]);
+  }
+  for (unsigned i = 0; i < n; i++)
+    for (unsigned j = 0; j < r->n_out; j++)
+      kir_dma(r->c->k, elem_hbm_rows(&r->out[j], q[i].r0 * r->d, q[i].np, r->d, r->d), q[i].out[j], OT_ENG_COUNT);
+}
+
+/* PSUM column sums -> SBUF -> HBM [d]: block j's sums sit on partitions 0..127 of column j. */
+static void rows_store_acc(rows_run *x, unsigned a) {
+  elem_rowop *r = x->r;
+  kir *k = r->c->k;
+  uint32_t nfull = r->d / x->P, rem = r->d % x->P, nch = lower_ceil_div(r->d, x->P);
+  kir_buf sb;
+  if (kir_alloc(k, OT_MEM_SBUF, x->P, nch * 4u, &sb)) return;
+  if (nfull) {
+    kir_copy(k, OT_ENG_VECTOR, elem_tile(&sb, x->P, 0, nfull), elem_tile(&r->acc[a], x->P, 0, nfull));
+    int64_t hs[2] = {1, (int64_t)x->P};
+    uint32_t hz[2] = {x->P, nfull};
+    kir_dma(k, kir_hbm_ap(&r->acc_out[a], 0, 2, hs, hz), elem_tile(&sb, x->P, 0, nfull), OT_ENG_COUNT);
+  }
+  if (rem) {
+    kir_copy(k, OT_ENG_VECTOR, elem_col(&sb, rem, nfull), elem_col(&r->acc[a], rem, nfull));
+    int64_t hs = 1;
+    kir_dma(k, kir_hbm_ap(&r->acc_out[a], (uint64_t)nfull * x->P, 1, &hs, &rem), elem_col(&sb, rem, nfull), OT_ENG_COUNT);
+  }
+  kir_release(k, &sb);
+}
+
+ot_status elem_rows_run(elem_rowop *r) {
+  rows_run x;
+  memset(&x, 0, sizeof x);
+  x.r = r;
+  if (rows_plan(&x) == OT_OK) {
+    rows_load_vectors(&x);
+    rows_alloc(&x);
+    rows_pos q[ELEM_GROUP];
+    unsigned n = 0;
+    uint32_t t = 0;
+    for (uint64_t r0 = 0; r0 < r->rows && !kir_status(r->c->k); r0 += x.P, t++) {
+      q[n].t = t;
+      q[n].r0 = r0;
+      q[n++].np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
+      if (n == x.group || r0 + x.P >= r->rows) { rows_group(&x, q, n); n = 0; }
+    }
+    for (unsigned a = 0; a < r->n_acc && !kir_status(r->c->k); a++) rows_store_acc(&x, a);
+  }
+  rows_release(&x);
+  return kir_status(r->c->k);
+}
+
+void elem_rows_colsum(elem_rowop *r, unsigned a, uint32_t tile, uint32_t np, const ot_ap *src) {
+  uint32_t P = elem_parts(r->c);
+  for (uint32_t j = 0; j * P < r->d; j++) {
+    uint32_t cw = r->d - j * P < P ? r->d - j * P : P;
+    ot_ap stat = *src;
+    stat.offset += (uint64_t)j * P * ot_dtype_size((ot_dtype)src->dtype);
+    stat.dim[0].size = cw;
+    int32_t one = 1;
+    uint32_t sz = 1;
+    ot_ap dst = kir_ap(&r->acc[a], 0, cw, j * 4u, OT_DT_FP32, 1, &one, &sz);
+    kir_matmul(r->c->k, dst, stat, elem_col(&r->ones, np, 0), tile > 0);
+  }
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+static void rows_init(elem_rowop *r, lower_ctx *c, const ot_gnode *n, unsigned n_in, unsigned n_out, unsigned n_tmp,
+                      unsigned n_small, elem_row_body body) {
+  memset(r, 0, sizeof *r);
+  const ot_gtensor *x = elem_in(c, n, 0);
+  r->c = c;
+  r->n = n;
+  r->rows = elem_rows(x);
+  r->d = (uint32_t)elem_last(x);
+  r->n_in = n_in;
+  r->n_out = n_out;
+  r->n_tmp = n_tmp;
+  r->n_small = n_small;
+  r->body = body;
+  r->eps = n->f[0];
+}
+
+/* mean and var (columns m, m+1, m = 6 * chunks) of x [np, d] by bn_stats over chunks of
+** bn_stats_fmax (columns 0..m) and one bn_aggr; rstd = 1/sqrt(var + eps) in column m + 2.
+** Steps 0..2 of a body. */
+static uint32_t rows_bn_chunks(const elem_rowop *r) {
+  uint32_t fmax = kir_chip(r->c->k)->vector.bn_stats_fmax;
+  return lower_ceil_div(r->d, fmax ? fmax : 512);
+}
+
+static void rows_moments(elem_rowop *r, unsigned step, uint32_t np, const ot_ap *x, const kir_buf *small) {
+  kir *k = r->c->k;
+  uint32_t fmax = kir_chip(k)->vector.bn_stats_fmax, nch = rows_bn_chunks(r), m = 6 * nch;
+  if (!fmax) fmax = 512;
+  if (step == 0) {
+    for (uint32_t j = 0; j < nch; j++) {
+      ot_ap xs = *x;
+      xs.offset += (uint64_t)j * fmax * ot_dtype_size((ot_dtype)x->dtype);
+      xs.dim[0].size = r->d - j * fmax < fmax ? r->d - j * fmax : fmax;
+      kir_bn_stats(k, elem_tile(small, np, 6 * j, 6), xs);
+    }
+  } else if (step == 1) {
+    kir_bn_aggr(k, elem_tile(small, np, m, 2), elem_tile(small, np, 0, m));
+  } else {
+    ot_ap var = elem_col(small, np, m + 1);
+    kir_ts(k, OT_ENG_VECTOR, elem_col(small, np, m + 2), var, OT_ALU_ADD, r->eps, NULL, OT_ALU_RSQRT, 0.0f, NULL);
+  }
+}
+
+/* rstd = 1/sqrt(sum(x^2)/d + eps) into column 1 (column 0: the sum), the reference's order;
+** the squares go to junk [np, d].  Steps 0..2 of a body. */
+static void rows_rms(elem_rowop *r, unsigned step, uint32_t np, const ot_ap *x, const ot_ap *junk, const kir_buf *small) {
+  kir *k = r->c->k;
+  ot_ap ss = elem_col(small, np, 0), rstd = elem_col(small, np, 1);
+  if (step == 0) kir_activate(k, OT_ENG_SCALAR, *junk, *x, OT_ACT_SQUARE, 1.0f, NULL, NULL, &ss);
+  else if (step == 1) kir_ts(k, OT_ENG_VECTOR, rstd, ss, OT_ALU_DIV, (float)r->d, NULL, OT_ALU_ADD, r->eps, NULL);
+  else kir_ts(k, OT_ENG_VECTOR, rstd, rstd, OT_ALU_RSQRT, 0.0f, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+}
+
+static void rows_div(kir *k, const ot_ap *v, uint32_t d) {
+  kir_ts(k, OT_ENG_VECTOR, *v, *v, OT_ALU_DIV, (float)d, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+}
+
+/* ---- softmax ----------------------------------------------------------------------------- */
+/* VectorE: -max; ScalarE: e = exp(x - max) with the row sums (red=); GpSimd: e / sum (a true
+** division, as the reference: same cost as a multiply by a reciprocal, one rounding less). */
+static bool body_softmax(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
+                         const ot_ap *tmp, const kir_buf *small) {
+  (void)t;
+  (void)tmp;
+  kir *k = r->c->k;
+  ot_ap nmax = elem_col(small, np, 0), sum = elem_col(small, np, 1);
+  switch (step) {
+  case 0: kir_reduce(k, nmax, in[0], OT_ALU_MAX, 1, true); return true;
+  case 1: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_EXP, 1.0f, NULL, &nmax, &sum); return true;
+  case 2: kir_ts(k, OT_ENG_GPSIMD, out[0], out[0], OT_ALU_DIV, 0.0f, &sum, OT_ALU_BYPASS, 0.0f, NULL); return true;
+  default: return false;
+  }
+}
+
+ot_status lower_elem_softmax(lower_ctx *c, const ot_gnode *n) {
+  elem_rowop r;
+  rows_init(&r, c, n, 1, 1, 0, 2, body_softmax);
+  r.in_place = true;
+  r.in[0] = c->hbm[n->in[0]];
+  r.out[0] = c->hbm[n->out[0]];
+  return elem_rows_run(&r);
+}
+
+/* dx = (dy - sum(dy y)) y: GpSimd products, ScalarE sum, one VectorE scalar_tensor_tensor. */
+static bool body_softmax_bwd(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
+                             const ot_ap *tmp, const kir_buf *small) {
+  (void)t;
+  kir *k = r->c->k;
+  ot_ap dot = elem_col(small, np, 0);
+  switch (step) {
+  case 0: kir_tt(k, OT_ENG_GPSIMD, tmp[0], in[1], in[0], OT_ALU_MUL); return true;
+  case 1: rows_sum(k, &tmp[0], &dot); return true;
+  case 2: kir_stt(k, out[0], in[1], OT_ALU_SUB, 0.0f, &dot, OT_ALU_MUL, in[0]); return true;
+  default: return false;
+  }
+}
+
+ot_status lower_elem_softmax_bwd(lower_ctx *c, const ot_gnode *n) {
+  elem_rowop r;
+  rows_init(&r, c, n, 2, 1, 1, 1, body_softmax_bwd);
+  r.in[0] = c->hbm[n->in[0]];
+  r.in[1] = c->hbm[n->in[1]];
+  r.out[0] = c->hbm[n->out[0]];
+  return elem_rows_run(&r);
+}
+
+/* ---- layernorm --------------------------------------------------------------------------- */
+/* VectorE: bn_stats/bn_aggr, rstd, * gamma; ScalarE: (x - mean) rstd; GpSimd: + beta.
+** (Two-pass statistics on the ScalarE -- activations with red= -- would match the reference's
+** sums bit for bit, but measured 5-70% slower from d = 768 up: one more full pass and one more
+** row buffer.) */
+static bool body_layernorm(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
+                           const ot_ap *tmp, const kir_buf *small) {
+  (void)t;
+  (void)tmp;
+  kir *k = r->c->k;
+  uint32_t m = 6 * rows_bn_chunks(r);
+  ot_ap mean = elem_col(small, np, m), rstd = elem_col(small, np, m + 2);
+  switch (step) {
+  case 0: case 1: case 2: rows_moments(r, step, np, &in[0], small); return true;
+  case 3: kir_ts(k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_SUB, 0.0f, &mean, OT_ALU_MUL, 0.0f, &rstd); return true;
+  case 4: kir_tt(k, OT_ENG_VECTOR, out[0], out[0], elem_tile(&r->vec[0], np, 0, r->d), OT_ALU_MUL); return true;
+  case 5: kir_tt(k, OT_ENG_GPSIMD, out[0], out[0], elem_tile(&r->vec[1], np, 0, r->d), OT_ALU_ADD); return true;
+  default: return false;
+  }
+}
+
+ot_status lower_elem_layernorm(lower_ctx *c, const ot_gnode *n) {
+  elem_rowop r;
+  rows_init(&r, c, n, 1, 1, 0, 0, body_layernorm);
+  r.n_small = 6 * rows_bn_chunks(&r) + 3;
+  r.in_place = true;
+  r.in[0] = c->hbm[n->in[0]];
+  r.out[0] = c->hbm[n->out[0]];
+  r.n_vec = 2;
+  r.vec_src[0] = c->hbm[n->in[1]];
+  r.vec_src[1] = c->hbm[n->in[2]];
+  return elem_rows_run(&r);
+}
+
+/* dx = rstd ((g - mean(g)) - xhat mean(g xhat)), g = dy gamma; computed as
+** ((xhat * a) - (g - b)) * (-rstd), which rounds exactly as the reference's order does.
+** dgamma, dbeta: column sums of dy xhat and dy on the TensorE. */
+static bool body_layernorm_bwd(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in,
+                               const ot_ap *out, const ot_ap *tmp, const kir_buf *small) {
+  kir *k = r->c->k;
+  const ot_ap x = in[0], dy = in[1];
+  uint32_t m = 6 * rows_bn_chunks(r);
+  ot_ap mean = elem_col(small, np, m), rstd = elem_col(small, np, m + 2), nrstd = elem_col(small, np, m + 3);
+  ot_ap sg = elem_col(small, np, m + 4), sgx = elem_col(small, np, m + 5);
+  switch (step) {
+  case 0: case 1: case 2: rows_moments(r, step, np, &x, small); return true;
+  case 3: kir_ts(k, OT_ENG_VECTOR, nrstd, rstd, OT_ALU_MUL, -1.0f, NULL, OT_ALU_BYPASS, 0.0f, NULL); return true;
+  case 4: kir_ts(k, OT_ENG_SCALAR, tmp[0], x, OT_ALU_SUB, 0.0f, &mean, OT_ALU_MUL, 0.0f, &rstd); return true; /* xhat */
+  case 5: kir_tt(k, OT_ENG_GPSIMD, tmp[1], dy, elem_tile(&r->vec[0], np, 0, r->d), OT_ALU_MUL); return true; /* g */
+  case 6: rows_sum(k, &tmp[1], &sg); return true;
+  case 7: kir_tt(k, OT_ENG_GPSIMD, out[0], tmp[1], tmp[0], OT_ALU_MUL); return true; /* g xhat (out as scratch) */
+  case 8: rows_sum(k, &out[0], &sgx); return true;
+  case 9: kir_tt(k, OT_ENG_GPSIMD, out[0], dy, tmp[0], OT_ALU_MUL); return true; /* dy xhat */
+  case 10: if (r->n_acc > 0) elem_rows_colsum(r, 0, t, np, &out[0]); return true;
+  case 11: if (r->n_acc > 1) elem_rows_colsum(r, 1, t, np, &dy); return true;
+  case 12: rows_div(k, &sg, r->d); return true;
+  case 13: rows_div(k, &sgx, r->d); return true;
+  case 14: kir_ts(k, OT_ENG_VECTOR, tmp[1], tmp[1], OT_ALU_SUB, 0.0f, &sg, OT_ALU_BYPASS, 0.0f, NULL); return true;
+  case 15: kir_stt(k, tmp[0], tmp[0], OT_ALU_MUL, 0.0f, &sgx, OT_ALU_SUB, tmp[1]); return true;
+  case 16: kir_activate(k, OT_ENG_SCALAR, out[0], tmp[0], OT_ACT_COPY, 0.0f, &nrstd, NULL, NULL); return true;
+  default: return false;
+  }
+}
+
+ot_status lower_elem_layernorm_bwd(lower_ctx *c, const ot_gnode *n) {
+  elem_rowop r;
+  rows_init(&r, c, n, 2, 1, 2, 0, body_layernorm_bwd);
+  r.n_small = 6 * rows_bn_chunks(&r) + 6;
+  r.in[0] = c->hbm[n->in[0]];
+  r.in[1] = c->hbm[n->in[2]];
+  r.out[0] = c->hbm[n->out[0]];
+  r.n_vec = 1;
+  r.vec_src[0] = c->hbm[n->in[1]];
+  r.n_acc = n->n_out > 2 ? 2 : n->n_out - 1;
+  for (unsigned a = 0; a < r.n_acc; a++) r.acc_out[a] = c->hbm[n->out[1 + a]];
+  return elem_rows_run(&r);
+}
+
+/* ---- rmsnorm ----------------------------------------------------------------------------- */
+/* ScalarE: sum of squares (red=) and x * rstd; VectorE: rstd; GpSimd: * gamma. */
+static bool body_rmsnorm(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
+                         const ot_ap *tmp, const kir_buf *small) {
+  (void)t;
+  (void)tmp;
+  kir *k = r->c->k;
+  ot_ap rstd = elem_col(small, np, 1);
+  switch (step) {
+  case 0: case 1: case 2: rows_rms(r, step, np, &in[0], &out[0], small); return true;
+  case 3: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_COPY, 0.0f, &rstd, NULL, NULL); return true;
+  case 4: kir_tt(k, OT_ENG_GPSIMD, out[0], out[0], elem_tile(&r->vec[0], np, 0, r->d), OT_ALU_MUL); return true;
+  default: return false;
+  }
+}
+
+ot_status lower_elem_rmsnorm(lower_ctx *c, const ot_gnode *n) {
+  elem_rowop r;
+  rows_init(&r, c, n, 1, 1, 0, 2, body_rmsnorm);
+  r.in[0] = c->hbm[n->in[0]];
+  r.out[0] = c->hbm[n->out[0]];
+  r.n_vec = 1;
+  r.vec_src[0] = c->hbm[n->in[1]];
+  return elem_rows_run(&r);
+}
+
+/* dx = rstd (g - x rstd^2 mean(g x)), g = dy gamma, as ((x rstd rstd) a - g) (-rstd);
+** dgamma = column sums of (dy x) rstd. */
+static bool body_rmsnorm_bwd(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
+                             const ot_ap *tmp, const kir_buf *small) {
+  kir *k = r->c->k;
+  const ot_ap x = in[0], dy = in[1];
+  ot_ap rstd = elem_col(small, np, 1), nrstd = elem_col(small, np, 2), sgx = elem_col(small, np, 3);
+  switch (step) {
+  case 0: case 1: case 2: rows_rms(r, step, np, &x, &out[0], small); return true;
+  case 3: kir_ts(k, OT_ENG_VECTOR, nrstd, rstd, OT_ALU_MUL, -1.0f, NULL, OT_ALU_BYPASS, 0.0f, NULL); return true;
+  case 4: kir_tt(k, OT_ENG_GPSIMD, tmp[0], dy, elem_tile(&r->vec[0], np, 0, r->d), OT_ALU_MUL); return true; /* g */
+  case 5: kir_tt(k, OT_ENG_GPSIMD, tmp[1], tmp[0], x, OT_ALU_MUL); return true; /* g x */
+  case 6: rows_sum(k, &tmp[1], &sgx); return true;
+  case 7: if (r->n_acc) kir_tt(k, OT_ENG_VECTOR, out[0], dy, x, OT_ALU_MUL); return true; /* out as scratch */
+  case 8:
+    if (r->n_acc) kir_ts(k, OT_ENG_SCALAR, out[0], out[0], OT_ALU_MUL, 0.0f, &rstd, OT_ALU_BYPASS, 0.0f, NULL);
+    return true;
+  case 9: if (r->n_acc) elem_rows_colsum(r, 0, t, np, &out[0]); return true;
+  case 10: rows_div(k, &sgx, r->d); return true;
+  case 11: kir_ts(k, OT_ENG_SCALAR, tmp[1], x, OT_ALU_MUL, 0.0f, &rstd, OT_ALU_MUL, 0.0f, &rstd); return true;
+  case 12: kir_stt(k, tmp[1], tmp[1], OT_ALU_MUL, 0.0f, &sgx, OT_ALU_SUB, tmp[0]); return true;
+  case 13: kir_activate(k, OT_ENG_SCALAR, out[0], tmp[1], OT_ACT_COPY, 0.0f, &nrstd, NULL, NULL); return true;
+  default: return false;
+  }
+}
+
+ot_status lower_elem_rmsnorm_bwd(lower_ctx *c, const ot_gnode *n) {
+  elem_rowop r;
+  rows_init(&r, c, n, 2, 1, 2, 4, body_rmsnorm_bwd);
+  r.in[0] = c->hbm[n->in[0]];
+  r.in[1] = c->hbm[n->in[2]];
+  r.out[0] = c->hbm[n->out[0]];
+  r.n_vec = 1;
+  r.vec_src[0] = c->hbm[n->in[1]];
+  r.n_acc = n->n_out > 1 ? 1 : 0;
+  if (r.n_acc) r.acc_out[0] = c->hbm[n->out[1]];
+  return elem_rows_run(&r);
+}

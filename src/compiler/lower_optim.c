@@ -1,0 +1,213 @@
+/* The optimiser ops: global_norm (gradient clipping) and adamw (graph_ops.def).
+**
+** Both see their tensors as flat arrays: elements [c*P*F, (c+1)*P*F) form chunk c, a [P, F]
+** tile with F contiguous elements on each partition (the layout does not matter for sums and
+** element-wise updates, and long contiguous runs keep the DMA efficient).  A tail that does not
+** fill a chunk is a [rows, F] tile plus one [1, r] row. */
+#include <string.h>
+
+#include "compiler/lower.h"
+
+#define FLAT_F 1024u                  /* elements per partition per chunk */
+
+typedef struct { uint64_t off; uint32_t parts, f; } flat_chunk;
+
+/* The chunks of a flat array of n elements, in order; returns how many (at most cap). */
+static uint32_t flat_chunks(uint64_t n, uint32_t P, flat_chunk *out, uint32_t cap) {
+  uint32_t c = 0;
+  uint64_t at = 0, full = (uint64_t)P * FLAT_F;
+  while (n - at >= full && c < cap) { out[c++] = (flat_chunk){at, P, FLAT_F}; at += full; }
+  uint64_t rows = (n - at) / FLAT_F;
+  if (rows && c < cap) { out[c++] = (flat_chunk){at, (uint32_t)rows, FLAT_F}; at += rows * FLAT_F; }
+  if (n > at && c < cap) out[c++] = (flat_chunk){at, 1, (uint32_t)(n - at)};
+  return c;
+}
+
+static uint64_t flat_count(uint64_t n, uint32_t P) {
+  uint64_t full = n / ((uint64_t)P * FLAT_F), rest = n % ((uint64_t)P * FLAT_F);
+  return full + (rest >= FLAT_F) + (rest % FLAT_F != 0);
+}
+
+static ot_ap flat_hbm(const kir_hbm *t, const flat_chunk *c) {
+  int64_t st[2] = {c->f, 1};
+  uint32_t sz[2] = {c->parts, c->f};
+  return kir_hbm_ap(t, c->off, 2, st, sz);
+}
+
+static uint32_t partitions(const lower_ctx *c) { return c->chip->sbuf.partitions; }
+
+/* ---- global_norm ---------------------------------------------------------------------------- */
+/* Squares summed per partition into one column per chunk (ScalarE activate with red=), the
+** columns summed on the VectorE, the partitions summed by a ones-vector matmul on the TensorE
+** (fp32, products exact), then sqrt.  Order: chunk columns in input order, then partitions. */
+static ot_status lower_global_norm(lower_ctx *c, const ot_gnode *n) {
+  kir *k = c->k;
+  uint32_t P = partitions(c);
+  uint64_t cols = 0;
+  for (uint32_t i = 0; i < n->n_in; i++) cols += flat_count((uint64_t)ot_gtensor_elems(&c->g->t[n->in[i]]), P);
+  if (cols * 4 > 64 * 1024)
+    return kir_fail(k, OT_EUNSUPPORTED, "global_norm over %llu chunks of %u x %u elements: at most %u chunks",
+                    (unsigned long long)cols, P, FLAT_F, 64 * 1024 / 4);
+  kir_buf acc, tile[3], sq, colsum, ones, res, ps;
+  kir_alloc(k, OT_MEM_SBUF, P, (uint32_t)(cols ? cols : 1) * 4, &acc);
+  for (int i = 0; i < 3; i++) kir_alloc(k, OT_MEM_SBUF, P, FLAT_F * 4, &tile[i]);
+  kir_alloc(k, OT_MEM_SBUF, P, FLAT_F * 4, &sq);
+  kir_alloc(k, OT_MEM_SBUF, P, 4, &colsum);
+  kir_alloc(k, OT_MEM_SBUF, P, 4, &ones);
+  kir_alloc(k, OT_MEM_SBUF, 1, 4, &res);
+  kir_alloc(k, OT_MEM_PSUM, 1, 4, &ps);
+  if (kir_status(k)) return kir_status(k);
+  kir_memset(k, OT_ENG_VECTOR, kir_ap2(&acc, P, 0, (uint32_t)(cols ? cols : 1), OT_DT_FP32), 0.0f);
+  kir_memset(k, OT_ENG_GPSIMD, kir_ap2(&ones, P, 0, 1, OT_DT_FP32), 1.0f);
+  uint32_t col = 0, rot = 0;
+  for (uint32_t i = 0; i < n->n_in && !kir_status(k); i++) {
+    const kir_hbm *x = &c->hbm[n->in[i]];
+    uint64_t ne = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[i]]);
+    for (uint64_t at = 0; at < ne && !kir_status(k);) {
+      flat_chunk ch;
+      uint64_t left = ne - at;
+      /* one chunk at a time: flat_chunks on the remaining elements gives the next one */
+      flat_chunks(left, P, &ch, 1);
+      ch.off += at;
+      const kir_buf *t = &tile[rot++ % 3];
+      kir_dma(k, kir_ap2(t, ch.parts, 0, ch.f, OT_DT_FP32), flat_hbm(x, &ch), OT_ENG_COUNT);
+      ot_ap red = kir_ap2(&acc, ch.parts, col++, 1, OT_DT_FP32);
+      kir_activate(k, OT_ENG_SCALAR, kir_ap2(&sq, ch.parts, 0, ch.f, OT_DT_FP32), kir_ap2(t, ch.parts, 0, ch.f, OT_DT_FP32),
+                   OT_ACT_SQUARE, 1.0f, NULL, NULL, &red);
+      at += (uint64_t)ch.parts * ch.f;
+    }
+  }
+  kir_reduce(k, kir_ap2(&colsum, P, 0, 1, OT_DT_FP32), kir_ap2(&acc, P, 0, (uint32_t)(cols ? cols : 1), OT_DT_FP32),
+             OT_ALU_ADD, 1, false);
+  kir_matmul(k, kir_ap2(&ps, 1, 0, 1, OT_DT_FP32), kir_ap2(&colsum, P, 0, 1, OT_DT_FP32), kir_ap2(&ones, P, 0, 1, OT_DT_FP32),
+             false);
+  kir_ts(k, OT_ENG_VECTOR, kir_ap2(&res, 1, 0, 1, OT_DT_FP32), kir_ap2(&ps, 1, 0, 1, OT_DT_FP32), OT_ALU_POW, 0.5f, NULL,
+         OT_ALU_BYPASS, 0.0f, NULL);
+  int64_t st[1] = {1};
+  uint32_t sz[1] = {1};
+  kir_dma(k, kir_hbm_ap(&c->hbm[n->out[0]], 0, 1, st, sz), kir_ap2(&res, 1, 0, 1, OT_DT_FP32), OT_ENG_COUNT);
+  kir_buf all[] = {acc, tile[0], tile[1], tile[2], sq, colsum, ones, res, ps};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) kir_release(k, &all[i]);
+  return kir_status(k);
+}
+
+/* ---- adamw ----------------------------------------------------------------------------------- */
+enum { H_LR, H_WD, H_EPS, H_BC1, H_BC2, H_MAXN, H_COUNT };
+enum { S_CLIP, S_DECAY, S_NSTEP, S_SBC2, S_TMP, S_MASK, S_COUNT };
+
+typedef struct {
+  kir *k;
+  uint32_t P;
+  kir_buf hyper, norm, sc;            /* [P, 6] broadcast, [P, 1] broadcast, per-partition scalars */
+  kir_buf p[2], g[2], m[2], v[2], t1, t2;
+} adamw_run;
+
+static ot_ap col(const kir_buf *b, uint32_t P, uint32_t j) { return kir_ap2(b, P, j, 1, OT_DT_FP32); }
+
+/* Per-partition scalars, identical on every partition: clip factor, 1 - lr*wd, -lr/(1-b1^t),
+** sqrt(1/(1-b2^t)). */
+static void adamw_scalars(adamw_run *r, const kir_hbm *hyper, const kir_hbm *norm) {
+  kir *k = r->k;
+  uint32_t P = r->P;
+  int64_t hs[2] = {0, 1};
+  uint32_t hz[2] = {P, H_COUNT}, nz[2] = {P, 1};
+  kir_dma(k, kir_ap2(&r->hyper, P, 0, H_COUNT, OT_DT_FP32), kir_hbm_ap(hyper, 0, 2, hs, hz), OT_ENG_COUNT);
+  kir_dma(k, kir_ap2(&r->norm, P, 0, 1, OT_DT_FP32), kir_hbm_ap(norm, 0, 2, hs, nz), OT_ENG_COUNT);
+  ot_ap h_lr = col(&r->hyper, P, H_LR), h_maxn = col(&r->hyper, P, H_MAXN);
+  ot_ap clip = col(&r->sc, P, S_CLIP), tmp = col(&r->sc, P, S_TMP), mask = col(&r->sc, P, S_MASK);
+  ot_ap decay = col(&r->sc, P, S_DECAY), nstep = col(&r->sc, P, S_NSTEP), sbc2 = col(&r->sc, P, S_SBC2);
+  /* clip = max_norm > 0 ? min(1, max_norm / (norm + 1e-6)) : 1 */
+  kir_ts(k, OT_ENG_VECTOR, tmp, col(&r->norm, P, 0), OT_ALU_ADD, 1e-6f, NULL, OT_ALU_BYPASS, 0, NULL);
+  kir_tt(k, OT_ENG_VECTOR, clip, h_maxn, tmp, OT_ALU_DIV);
+  kir_ts(k, OT_ENG_VECTOR, clip, clip, OT_ALU_MIN, 1.0f, NULL, OT_ALU_SUB, 1.0f, NULL);
+  kir_ts(k, OT_ENG_VECTOR, mask, h_maxn, OT_ALU_GT, 0.0f, NULL, OT_ALU_BYPASS, 0, NULL);
+  kir_ts(k, OT_ENG_VECTOR, clip, clip, OT_ALU_MUL, 0, &mask, OT_ALU_ADD, 1.0f, NULL);
+  /* decay = 1 - lr*wd; nstep = -lr * bc1; sbc2 = sqrt(bc2) */
+  kir_tt(k, OT_ENG_VECTOR, tmp, h_lr, col(&r->hyper, P, H_WD), OT_ALU_MUL);
+  kir_ts(k, OT_ENG_VECTOR, decay, tmp, OT_ALU_MUL, -1.0f, NULL, OT_ALU_ADD, 1.0f, NULL);
+  kir_tt(k, OT_ENG_VECTOR, tmp, h_lr, col(&r->hyper, P, H_BC1), OT_ALU_MUL);
+  kir_ts(k, OT_ENG_VECTOR, nstep, tmp, OT_ALU_MUL, -1.0f, NULL, OT_ALU_BYPASS, 0, NULL);
+  kir_ts(k, OT_ENG_VECTOR, sbc2, col(&r->hyper, P, H_BC2), OT_ALU_POW, 0.5f, NULL, OT_ALU_BYPASS, 0, NULL);
+}
+
+static ot_status adamw_stt(kir *k, ot_ap dst, ot_ap a, int op0, float s0, const ot_ap *s0_ap, int op1, ot_ap b) {
+  ot_insn in;
+  ot_insn_init(&in, OT_OP_SCALAR_TENSOR_TENSOR);
+  in.o[0].ap = dst;
+  in.o[1].ap = a;
+  in.o[2].i = op0;
+  if (s0_ap) { in.o[3].tag = OT_TAG_AP; in.o[3].ap = *s0_ap; } else { in.o[3].tag = OT_TAG_IMM; in.o[3].f = s0; }
+  in.o[4].i = op1;
+  in.o[5].ap = b;
+  return kir_emit(k, OT_ENG_VECTOR, &in);
+}
+
+/* One chunk, in torch.optim.AdamW's order of operations. */
+static void adamw_chunk(adamw_run *r, const kir_hbm *t[4], const flat_chunk *ch, uint32_t slot, float b1, float b2) {
+  kir *k = r->k;
+  uint32_t np = ch->parts, f = ch->f;
+  ot_ap p = kir_ap2(&r->p[slot], np, 0, f, OT_DT_FP32), g = kir_ap2(&r->g[slot], np, 0, f, OT_DT_FP32);
+  ot_ap m = kir_ap2(&r->m[slot], np, 0, f, OT_DT_FP32), v = kir_ap2(&r->v[slot], np, 0, f, OT_DT_FP32);
+  ot_ap t1 = kir_ap2(&r->t1, np, 0, f, OT_DT_FP32), t2 = kir_ap2(&r->t2, np, 0, f, OT_DT_FP32);
+  ot_ap clip = col(&r->sc, np, S_CLIP), decay = col(&r->sc, np, S_DECAY), nstep = col(&r->sc, np, S_NSTEP);
+  ot_ap sbc2 = col(&r->sc, np, S_SBC2), eps = col(&r->hyper, np, H_EPS);
+  ot_ap dst[4] = {p, g, m, v};
+  for (int i = 0; i < 4; i++) kir_dma(k, dst[i], flat_hbm(t[i], ch), OT_ENG_COUNT);
+  kir_ts(k, OT_ENG_GPSIMD, g, g, OT_ALU_MUL, 0, &clip, OT_ALU_BYPASS, 0, NULL);          /* g' = g * clip */
+  kir_ts(k, OT_ENG_GPSIMD, p, p, OT_ALU_MUL, 0, &decay, OT_ALU_BYPASS, 0, NULL);        /* p *= 1 - lr*wd */
+  kir_tt(k, OT_ENG_VECTOR, t1, g, m, OT_ALU_SUB);                                        /* m.lerp_(g', 1-b1) */
+  adamw_stt(k, m, t1, OT_ALU_MUL, 1.0f - b1, NULL, OT_ALU_ADD, m);
+  kir_tt(k, OT_ENG_GPSIMD, t2, g, g, OT_ALU_MUL);                                        /* v = v*b2 + (1-b2) g'^2 */
+  kir_ts(k, OT_ENG_GPSIMD, v, v, OT_ALU_MUL, b2, NULL, OT_ALU_BYPASS, 0, NULL);
+  adamw_stt(k, v, t2, OT_ALU_MUL, 1.0f - b2, NULL, OT_ALU_ADD, v);
+  kir_ts(k, OT_ENG_VECTOR, t1, v, OT_ALU_POW, 0.5f, NULL, OT_ALU_MUL, 0, &sbc2);        /* sqrt(v)/sqrt(1-b2^t) */
+  kir_ts(k, OT_ENG_VECTOR, t1, t1, OT_ALU_ADD, 0, &eps, OT_ALU_BYPASS, 0, NULL);        /* + eps */
+  kir_tt(k, OT_ENG_VECTOR, t1, m, t1, OT_ALU_DIV);                                       /* m / denom */
+  adamw_stt(k, p, t1, OT_ALU_MUL, 0, &nstep, OT_ALU_ADD, p);                            /* p -= step * ... */
+  ot_ap src[3] = {p, m, v};
+  const kir_hbm *out[3] = {t[0], t[2], t[3]};
+  for (int i = 0; i < 3; i++) kir_dma(k, flat_hbm(out[i], ch), src[i], OT_ENG_COUNT);
+}
+
+static ot_status lower_adamw(lower_ctx *c, const ot_gnode *n) {
+  adamw_run r;
+  memset(&r, 0, sizeof r);
+  r.k = c->k;
+  r.P = partitions(c);
+  kir *k = c->k;
+  kir_alloc(k, OT_MEM_SBUF, r.P, H_COUNT * 4, &r.hyper);
+  kir_alloc(k, OT_MEM_SBUF, r.P, 4, &r.norm);
+  kir_alloc(k, OT_MEM_SBUF, r.P, S_COUNT * 4, &r.sc);
+  for (int i = 0; i < 2; i++) {
+    kir_alloc(k, OT_MEM_SBUF, r.P, FLAT_F * 4, &r.p[i]);
+    kir_alloc(k, OT_MEM_SBUF, r.P, FLAT_F * 4, &r.g[i]);
+    kir_alloc(k, OT_MEM_SBUF, r.P, FLAT_F * 4, &r.m[i]);
+    kir_alloc(k, OT_MEM_SBUF, r.P, FLAT_F * 4, &r.v[i]);
+  }
+  kir_alloc(k, OT_MEM_SBUF, r.P, FLAT_F * 4, &r.t1);
+  kir_alloc(k, OT_MEM_SBUF, r.P, FLAT_F * 4, &r.t2);
+  if (!kir_status(k)) {
+    adamw_scalars(&r, &c->hbm[n->in[5]], &c->hbm[n->in[4]]);
+    const kir_hbm *t[4] = {&c->hbm[n->in[0]], &c->hbm[n->in[1]], &c->hbm[n->in[2]], &c->hbm[n->in[3]]};
+    uint64_t ne = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[0]]);
+    uint32_t slot = 0;
+    for (uint64_t at = 0; at < ne && !kir_status(k); slot ^= 1) {
+      flat_chunk ch;
+      flat_chunks(ne - at, r.P, &ch, 1);
+      ch.off += at;
+      adamw_chunk(&r, t, &ch, slot, n->f[0], n->f[1]);
+      at += (uint64_t)ch.parts * ch.f;
+    }
+  }
+  kir_buf all[] = {r.hyper, r.norm, r.sc, r.p[0], r.p[1], r.g[0], r.g[1], r.m[0], r.m[1], r.v[0], r.v[1], r.t1, r.t2};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) kir_release(k, &all[i]);
+  return kir_status(k);
+}
+
+lower_fn lower_for_optim(ot_gop op) {
+  switch (op) {
+  case OT_GOP_GLOBAL_NORM: return lower_global_norm;
+  case OT_GOP_ADAMW: return lower_adamw;
+  default: return NULL;
+  }
+}

@@ -1,0 +1,435 @@
+/* The attention-family lowerings (lower_attn*.c) compiled and run on the simulator: attention
+** forward and backward (causal and not, grouped-query), rope, embedding forward and backward,
+** cross-entropy forward and backward.  Each case is a small graph with random leaves, compiled
+** with ot_compile, run with the race checker and the NaN/Inf trap, and compared with the host
+** reference evaluator ot_graph_eval_ref (fp32).  Tolerances (docs/compiler-attention.md):
+** |got - ref| <= atol * max|ref| + rtol * |ref| per element, fp32 matmuls (1e-5, 1e-5) unless
+** a case says otherwise, bf16 matmuls (2e-2, 2e-2).  The largest errors are printed. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <opentrn/compile.h>
+#include <opentrn/device.h>
+
+#include "compiler/graph.h"
+
+typedef struct {
+  ot_dtype mm;          /* matmul operand type */
+  double atol, rtol;
+  int32_t id_max;       /* int32 leaves: uniform in [0, id_max) */
+  float lo, hi;         /* float leaves: uniform in [lo, hi) */
+  uint32_t seed;
+} case_opts;
+
+static uint64_t rng_next(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static float leaf_value(uint64_t *s, const ot_gtensor *t, const case_opts *o) {
+  uint64_t r = rng_next(s);
+  if (t->dtype == OT_DT_INT32) return (float)(int32_t)(r % (uint64_t)o->id_max);
+  float v = o->lo + (o->hi - o->lo) * (float)((double)(r >> 11) / 9007199254740992.0);
+  return t->dtype == OT_DT_BF16 ? ot_bf16_to_f32(ot_f32_to_bf16(v)) : v;
+}
+
+/* Write tensor t's values (fp32 on the host) in its own type. */
+static void device_put(ot_device *d, const ot_gtensor *t, const float *v) {
+  size_t n = (size_t)ot_gtensor_elems(t), es = ot_dtype_size((ot_dtype)t->dtype);
+  void *buf = malloc(n * es + 1);
+  assert_non_null(buf);
+  for (size_t i = 0; i < n; i++) {
+    if (t->dtype == OT_DT_INT32) ((int32_t *)buf)[i] = (int32_t)v[i];
+    else if (t->dtype == OT_DT_BF16) ((uint16_t *)buf)[i] = ot_f32_to_bf16(v[i]);
+    else ((float *)buf)[i] = v[i];
+  }
+  assert_int_equal(ot_device_write(d, t->name, (ot_dtype)t->dtype, buf, n * es), OT_OK);
+  free(buf);
+}
+
+static void device_get(ot_device *d, const ot_gtensor *t, float *v) {
+  size_t n = (size_t)ot_gtensor_elems(t), es = ot_dtype_size((ot_dtype)t->dtype);
+  void *buf = malloc(n * es + 1);
+  assert_non_null(buf);
+  assert_int_equal(ot_device_read(d, t->name, (ot_dtype)t->dtype, buf, n * es), OT_OK);
+  for (size_t i = 0; i < n; i++)
+    v[i] = t->dtype == OT_DT_BF16 ? ot_bf16_to_f32(((uint16_t *)buf)[i]) : ((float *)buf)[i];
+  free(buf);
+}
+
+static ot_program *compile_graph(const ot_graph *g, ot_dtype mm) {
+  ot_compile_options o;
+  ot_compile_options_default(&o);
+  o.matmul_dtype = mm;
+  ot_error err;
+  ot_error_clear(&err);
+  ot_chip *chip = NULL;
+  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
+  ot_program *p = NULL;
+  ot_status st = ot_compile(g, chip, &o, &p, &err);
+  ot_chip_free(chip);
+  if (st) fprintf(stderr, "compile: %s\n", err.msg);
+  assert_int_equal(st, OT_OK);
+  return p;
+}
+
+/* Compare one output; returns the largest error relative to max|ref|. */
+static double compare(const char *label, const ot_gtensor *t, const float *got, const float *ref, const case_opts *o) {
+  size_t n = (size_t)ot_gtensor_elems(t);
+  double scale = 0, worst = 0;
+  for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+  if (scale == 0) scale = 1;
+  size_t bad = n;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs((double)got[i] - ref[i]);
+    if (!(e <= o->atol * scale + o->rtol * fabs(ref[i])) && bad == n) bad = i;
+    if (!(e / scale <= worst)) worst = e / scale;
+  }
+  printf("  %-34s %-10s max err/scale %.3g (scale %.3g)\n", label, t->name, worst, scale);
+  if (bad < n) {
+    fprintf(stderr, "%s: %s[%zu] = %.9g, reference %.9g\n", label, t->name, bad, got[bad], ref[bad]);
+    fail();
+  }
+  return worst;
+}
+
+/* Random leaves, reference, compile, run (race check, NaN trap), compare every graph output. */
+static void run_graph(const char *label, ot_graph *g, const case_opts *o) {
+  assert_int_equal(ot_graph_status(g), OT_OK);
+  float **vals = calloc(g->n_t, sizeof *vals);
+  assert_non_null(vals);
+  uint64_t seed = o->seed;
+  for (uint32_t t = 0; t < g->n_t; t++) {
+    const ot_gtensor *x = &g->t[t];
+    if (x->producer >= 0) continue;
+    size_t n = (size_t)ot_gtensor_elems(x);
+    vals[t] = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(vals[t]);
+    for (size_t i = 0; i < n; i++)
+      vals[t][i] = x->data ? ((const float *)x->data)[i] : leaf_value(&seed, x, o);
+  }
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_graph_eval_ref(g, vals, &err), OT_OK);
+  ot_program *p = compile_graph(g, o->mm);
+  ot_device *d;
+  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+  assert_int_equal(ot_device_load(d, p), OT_OK);
+  for (uint32_t t = 0; t < g->n_t; t++)
+    if (g->t[t].role == OT_GROLE_INPUT || g->t[t].role == OT_GROLE_WEIGHT) device_put(d, &g->t[t], vals[t]);
+  ot_run_options ro;
+  ot_run_options_default(&ro);
+  ro.race_check = true;
+  ro.nan_trap = true;
+  ot_status st = ot_device_run(d, &ro);
+  if (st) fprintf(stderr, "%s: %s\n", label, ot_device_last_error(d));
+  assert_int_equal(st, OT_OK);
+  assert_string_equal(ot_device_run_log(d), "");
+  ot_run_summary sum;
+  if (ot_device_summary(d, &sum) == OT_OK) printf("%s: %.2f us simulated, %llu instructions\n", label,
+                                                  (double)sum.time_ps / 1e6, (unsigned long long)sum.insns);
+  for (uint32_t t = 0; t < g->n_t; t++) {
+    if (!g->t[t].is_output) continue;
+    float *got = malloc((size_t)ot_gtensor_elems(&g->t[t]) * sizeof *got + 4);
+    assert_non_null(got);
+    device_get(d, &g->t[t], got);
+    compare(label, &g->t[t], got, vals[t], o);
+    free(got);
+  }
+  ot_device_close(d);
+  ot_program_free(p);
+  for (uint32_t t = 0; t < g->n_t; t++) free(vals[t]);
+  free(vals);
+}
+
+static case_opts opts_fp32(uint32_t seed) {
+  case_opts o = {OT_DT_FP32, 1e-5, 1e-5, 1, -1.0f, 1.0f, seed};
+  return o;
+}
+
+static case_opts opts_bf16(uint32_t seed) {
+  case_opts o = {OT_DT_BF16, 2e-2, 2e-2, 1, -1.0f, 1.0f, seed};
+  return o;
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+typedef struct {
+  int64_t B, Hq, Hkv, S, D;
+  bool causal;
+  float scale;
+  bool bf16;            /* bf16 matmuls */
+  bool io_bf16;         /* bf16 tensors */
+} attn_case;
+
+static ot_graph *attn_graph(const attn_case *ac, bool backward) {
+  ot_graph *g = ot_graph_new();
+  int64_t qs[4] = {ac->B, ac->Hq, ac->S, ac->D}, ks[4] = {ac->B, ac->Hkv, ac->S, ac->D};
+  ot_dtype dt = ac->io_bf16 ? OT_DT_BF16 : OT_DT_FP32;
+  ot_tid q = ot_graph_input(g, "q", dt, 4, qs);
+  ot_tid k = ot_graph_input(g, "k", dt, 4, ks);
+  ot_tid v = ot_graph_input(g, "v", dt, 4, ks);
+  if (!backward) {
+    ot_graph_output(g, ot_graph_attention(g, "attn", q, k, v, ac->causal, ac->scale), "y");
+    return g;
+  }
+  ot_tid y = ot_graph_input(g, "y", dt, 4, qs);
+  ot_tid dy = ot_graph_input(g, "dy", dt, 4, qs);
+  ot_gnode proto;
+  memset(&proto, 0, sizeof proto);
+  ot_tid in[5] = {q, k, v, y, dy};
+  proto.op = OT_GOP_ATTENTION_BWD;
+  proto.name = "attn_bwd";
+  proto.in = in;
+  proto.n_in = 5;
+  proto.f[0] = ac->scale;
+  proto.i[0] = ac->causal;
+  proto.forward = -1;
+  int32_t ni = ot_graph_add_node(g, &proto);
+  assert_true(ni >= 0);
+  ot_graph_output(g, g->node[ni].out[0], "dq");
+  ot_graph_output(g, g->node[ni].out[1], "dk");
+  ot_graph_output(g, g->node[ni].out[2], "dv");
+  return g;
+}
+
+static void attn_run(const attn_case *ac, bool backward) {
+  char label[128];
+  snprintf(label, sizeof label, "attention%s B%lld Hq%lld Hkv%lld S%lld D%lld%s%s%s", backward ? "_bwd" : "",
+           (long long)ac->B, (long long)ac->Hq, (long long)ac->Hkv, (long long)ac->S, (long long)ac->D,
+           ac->causal ? " causal" : "", ac->bf16 ? " bf16" : "", ac->io_bf16 ? " bf16-io" : "");
+  ot_graph *g = attn_graph(ac, backward);
+  case_opts o = ac->bf16 ? opts_bf16(7) : opts_fp32(7);
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_attention_forward(void **state) {
+  (void)state;
+  attn_case cases[] = {
+    {1, 2, 2, 7, 16, true, 0, false, false},
+    {1, 1, 1, 1, 16, true, 0, false, false},
+    {1, 1, 1, 1, 64, false, 0, false, false},
+    {1, 4, 2, 129, 64, true, 0, false, false},
+    {2, 2, 1, 200, 16, false, 0.3f, false, false},
+    {1, 2, 2, 200, 64, true, 0, true, true},
+    {1, 1, 1, 600, 16, true, 0, false, false},
+    {1, 2, 1, 130, 128, true, 0, true, false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_run(&cases[i], false);
+}
+
+static void test_attention_backward(void **state) {
+  (void)state;
+  attn_case cases[] = {
+    {1, 2, 2, 7, 16, true, 0, false, false},
+    {1, 1, 1, 1, 16, true, 0, false, false},
+    {1, 1, 1, 1, 64, false, 0, false, false},
+    {1, 4, 2, 129, 64, true, 0, false, false},
+    {2, 2, 1, 200, 16, false, 0.3f, false, false},
+    {1, 2, 2, 200, 64, true, 0, true, true},
+    {1, 1, 1, 600, 16, true, 0, false, false},
+    {1, 2, 1, 130, 128, true, 0, true, false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_run(&cases[i], true);
+}
+
+/* Shapes beyond the tile plans fail to compile with OT_EUNSUPPORTED and a message naming them. */
+static void expect_unsupported(ot_graph *g, const char *needle) {
+  assert_int_equal(ot_graph_status(g), OT_OK);
+  ot_compile_options o;
+  ot_compile_options_default(&o);
+  ot_error err;
+  ot_error_clear(&err);
+  ot_chip *chip = NULL;
+  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
+  ot_program *p = NULL;
+  assert_int_equal(ot_compile(g, chip, &o, &p, &err), OT_EUNSUPPORTED);
+  ot_chip_free(chip);
+  assert_null(p);
+  printf("  expected error: %s\n", err.msg);
+  assert_non_null(strstr(err.msg, needle));
+}
+
+static void test_attention_limits(void **state) {
+  (void)state;
+  attn_case longs = {1, 1, 1, 16384, 128, true, 0, false, false};
+  ot_graph *g = attn_graph(&longs, false);
+  expect_unsupported(g, "S = 16384");
+  ot_graph_free(g);
+  g = attn_graph(&longs, true);
+  expect_unsupported(g, "attention_bwd sequence length S = 16384");
+  ot_graph_free(g);
+  attn_case wide = {1, 1, 1, 8, 256, true, 0, false, false};
+  g = attn_graph(&wide, false);
+  expect_unsupported(g, "D = 256");
+  ot_graph_free(g);
+}
+
+/* ---- rope ---------------------------------------------------------------------------------- */
+static void rope_run(int64_t B, int64_t H, int64_t S, int64_t D, float theta, int64_t offset, bool inverse, bool bf16) {
+  ot_graph *g = ot_graph_new();
+  int64_t xs[4] = {B, H, S, D};
+  ot_tid x = ot_graph_input(g, "x", bf16 ? OT_DT_BF16 : OT_DT_FP32, 4, xs);
+  ot_gnode proto;
+  memset(&proto, 0, sizeof proto);
+  proto.op = OT_GOP_ROPE;
+  proto.name = "rope";
+  proto.in = &x;
+  proto.n_in = 1;
+  proto.f[0] = theta;
+  proto.i[0] = offset;
+  proto.i[1] = inverse;
+  proto.forward = -1;
+  int32_t ni = ot_graph_add_node(g, &proto);
+  assert_true(ni >= 0);
+  ot_graph_output(g, g->node[ni].out[0], "y");
+  char label[128];
+  snprintf(label, sizeof label, "rope B%lld H%lld S%lld D%lld off%lld%s%s", (long long)B, (long long)H, (long long)S,
+           (long long)D, (long long)offset, inverse ? " inverse" : "", bf16 ? " bf16" : "");
+  /* the table is computed in double here, in fp32 (powf, cosf) by the reference: angles up to
+  ** ~300 rad differ by a few fp32 ulps of the angle */
+  case_opts o = opts_fp32(11);
+  o.atol = bf16 ? 8e-3 : 2e-5;
+  o.rtol = bf16 ? 8e-3 : 2e-5;
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_rope(void **state) {
+  (void)state;
+  rope_run(1, 2, 7, 16, 10000.0f, 0, false, false);
+  rope_run(2, 3, 1, 64, 10000.0f, 5, false, false);
+  rope_run(1, 2, 200, 64, 10000.0f, 3, true, false);
+  rope_run(1, 40, 129, 16, 500000.0f, 0, false, false);
+  rope_run(1, 2, 130, 64, 10000.0f, 0, false, true);
+}
+
+/* ---- cross-entropy ------------------------------------------------------------------------- */
+static void ce_run(int64_t N, int64_t V, bool backward, bool bf16, float spread) {
+  ot_graph *g = ot_graph_new();
+  int64_t ls[2] = {N, V}, one = 1;
+  ot_tid lg = ot_graph_input(g, "logits", bf16 ? OT_DT_BF16 : OT_DT_FP32, 2, ls);
+  ot_tid tg = ot_graph_input(g, "targets", OT_DT_INT32, 1, &N);
+  if (!backward) {
+    ot_graph_output(g, ot_graph_cross_entropy(g, "ce", lg, tg), "loss");
+  } else {
+    ot_tid dl = ot_graph_input(g, "dloss", OT_DT_FP32, 1, &one);
+    ot_tid in[3] = {lg, tg, dl};
+    ot_gnode proto;
+    memset(&proto, 0, sizeof proto);
+    proto.op = OT_GOP_CROSS_ENTROPY_BWD;
+    proto.name = "ce_bwd";
+    proto.in = in;
+    proto.n_in = 3;
+    proto.forward = -1;
+    int32_t ni = ot_graph_add_node(g, &proto);
+    assert_true(ni >= 0);
+    ot_graph_output(g, g->node[ni].out[0], "dlogits");
+  }
+  char label[128];
+  snprintf(label, sizeof label, "cross_entropy%s N%lld V%lld%s", backward ? "_bwd" : "", (long long)N, (long long)V,
+           bf16 ? " bf16" : "");
+  case_opts o = opts_fp32(13);
+  o.id_max = (int32_t)V;
+  o.lo = -spread;
+  o.hi = spread;
+  if (bf16) o.atol = o.rtol = 8e-3;
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_cross_entropy(void **state) {
+  (void)state;
+  ce_run(7, 1000, false, false, 4.0f);
+  ce_run(1, 1, false, false, 4.0f);
+  ce_run(200, 1000, false, false, 30.0f);
+  ce_run(5, 50257, false, false, 8.0f);
+  ce_run(130, 5000, false, true, 8.0f);
+}
+
+static void test_cross_entropy_bwd(void **state) {
+  (void)state;
+  ce_run(7, 1000, true, false, 4.0f);
+  ce_run(129, 1000, true, false, 30.0f);
+  ce_run(3, 50257, true, false, 8.0f);
+  ce_run(130, 300, true, true, 8.0f);
+}
+
+/* ---- embedding ------------------------------------------------------------------------------ */
+static void emb_run(unsigned nd, const int64_t *ishape, int64_t V, int64_t D, bool backward, bool bf16) {
+  ot_graph *g = ot_graph_new();
+  ot_tid ids = ot_graph_input(g, "ids", OT_DT_INT32, nd, ishape);
+  int64_t n = 1;
+  for (unsigned d = 0; d < nd; d++) n *= ishape[d];
+  if (!backward) {
+    int64_t ts[2] = {V, D};
+    ot_tid tab = ot_graph_weight(g, "table", bf16 ? OT_DT_BF16 : OT_DT_FP32, 2, ts);
+    ot_graph_output(g, ot_graph_embedding(g, "emb", ids, tab), "y");
+  } else {
+    int64_t ds[4];
+    for (unsigned d = 0; d < nd; d++) ds[d] = ishape[d];
+    ds[nd] = D;
+    ot_tid dy = ot_graph_input(g, "dy", bf16 ? OT_DT_BF16 : OT_DT_FP32, nd + 1, ds);
+    ot_tid in[2] = {ids, dy};
+    ot_gnode proto;
+    memset(&proto, 0, sizeof proto);
+    proto.op = OT_GOP_EMBEDDING_BWD;
+    proto.name = "emb_bwd";
+    proto.in = in;
+    proto.n_in = 2;
+    proto.i[0] = V;
+    proto.forward = -1;
+    int32_t ni = ot_graph_add_node(g, &proto);
+    assert_true(ni >= 0);
+    ot_graph_output(g, g->node[ni].out[0], "dtable");
+  }
+  char label[128];
+  snprintf(label, sizeof label, "embedding%s n%lld V%lld D%lld%s", backward ? "_bwd" : "", (long long)n, (long long)V,
+           (long long)D, bf16 ? " bf16" : "");
+  case_opts o = opts_bf16(17); /* bf16 matmul option: the lowering must still be exact */
+  o.id_max = (int32_t)V;
+  o.atol = o.rtol = 0;
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_embedding(void **state) {
+  (void)state;
+  int64_t s1[2] = {2, 7}, s2[1] = {129}, s3[1] = {1}, s4[3] = {2, 2, 50};
+  emb_run(2, s1, 1000, 64, false, false);
+  emb_run(1, s2, 1000, 16, false, true);
+  emb_run(1, s3, 1, 16, false, false);
+  emb_run(3, s4, 50, 600, false, false);
+}
+
+static void test_embedding_bwd(void **state) {
+  (void)state;
+  int64_t s1[2] = {2, 7}, s2[1] = {200}, s3[1] = {1}, s4[2] = {3, 100};
+  emb_run(2, s1, 1000, 64, true, false);
+  emb_run(1, s2, 50, 16, true, false);
+  emb_run(1, s3, 3, 16, true, true);
+  emb_run(2, s4, 130, 600, true, false);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_attention_forward),
+    cmocka_unit_test(test_attention_backward),
+    cmocka_unit_test(test_attention_limits),
+    cmocka_unit_test(test_rope),
+    cmocka_unit_test(test_cross_entropy),
+    cmocka_unit_test(test_cross_entropy_bwd),
+    cmocka_unit_test(test_embedding),
+    cmocka_unit_test(test_embedding_bwd),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
