@@ -32,6 +32,7 @@ typedef struct {
 typedef struct {
   ot_dtype matmul_dtype;   /* TensorE operand type: OT_DT_BF16 (mixed precision, default) or OT_DT_FP32 */
   bool fuse;               /* fusion passes (bias + activation, transpose into matmul) */
+  bool schedule;           /* list-schedule instructions across engines (else emission order) */
   ot_compile_stats *stats; /* if not NULL, filled on success */
 } ot_compile_options;
 

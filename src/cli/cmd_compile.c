@@ -14,9 +14,10 @@ static const char compile_usage[] =
   "  --emit-asm [F]  also write the listing: per-engine assembly, each instruction tagged with\n"
   "                  the graph node it came from (to F, or '-' / nothing for standard output)\n"
   "  --fp32          fp32 matmul operands (default: bf16 operands, fp32 accumulation)\n"
-  "  --no-fuse       lower every node on its own (no bias/activation/transpose fusion)\n";
+  "  --no-fuse       lower every node on its own (no bias/activation/transpose fusion)\n"
+  "  --no-schedule   keep each engine's instructions in the order the lowerings emit them\n";
 
-typedef struct { const char *input, *output, *chip, *listing; bool emit_asm, fp32, no_fuse; } compile_args;
+typedef struct { const char *input, *output, *chip, *listing; bool emit_asm, fp32, no_fuse, no_schedule; } compile_args;
 
 static int compile_parse(int argc, char **argv, compile_args *a) {
   memset(a, 0, sizeof *a);
@@ -30,6 +31,7 @@ static int compile_parse(int argc, char **argv, compile_args *a) {
         a->listing = argv[++i];
     } else if (!strcmp(argv[i], "--fp32")) a->fp32 = true;
     else if (!strcmp(argv[i], "--no-fuse")) a->no_fuse = true;
+    else if (!strcmp(argv[i], "--no-schedule")) a->no_schedule = true;
     else if (argv[i][0] == '-' && argv[i][1]) {
       fprintf(stderr, "opentrn compile: unknown or incomplete option '%s'\n%s", argv[i], compile_usage);
       return CLI_USAGE;
@@ -87,6 +89,7 @@ int cli_compile(int argc, char **argv) {
   ot_compile_options_default(&o);
   o.matmul_dtype = a.fp32 ? OT_DT_FP32 : OT_DT_BF16;
   o.fuse = !a.no_fuse;
+  o.schedule = !a.no_schedule;
   o.stats = &stats;
   if (!out) { fprintf(stderr, "opentrn compile: out of memory\n"); rc = CLI_REJECTED; }
   else if (ot_chip_open(a.chip, &chip, &err) || ot_graph_load_json(a.input, &g, &err) ||

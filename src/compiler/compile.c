@@ -8,6 +8,7 @@ void ot_compile_options_default(ot_compile_options *o) {
   memset(o, 0, sizeof *o);
   o->matmul_dtype = OT_DT_BF16;
   o->fuse = true;
+  o->schedule = true;
 }
 
 /* ---- the lowering table ------------------------------------------------------------------------ */
@@ -55,6 +56,50 @@ static bool is_last_two_swap(const ot_gnode *n, const ot_gtensor *x) {
   return n->list[x->ndim - 2] == x->ndim - 1 && n->list[x->ndim - 1] == x->ndim - 2;
 }
 
+static bool same_shape(const ot_gtensor *a, const ot_gtensor *b) {
+  if (a->ndim != b->ndim) return false;
+  for (unsigned d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return false;
+  return true;
+}
+
+/* The matmul/linear node whose result t is, looking through an activation fused into it. */
+static int32_t gemm_producer(const lower_ctx *c, ot_tid t) {
+  const ot_graph *g = c->g;
+  int32_t p = g->t[t].producer;
+  if (p < 0) return -1;
+  if (c->fused_away[p] && (g->node[p].op == OT_GOP_GELU || g->node[p].op == OT_GOP_SILU)) p = g->t[g->node[p].in[0]].producer;
+  if (p < 0 || c->fused_away[p] || (g->node[p].op != OT_GOP_MATMUL && g->node[p].op != OT_GOP_LINEAR)) return -1;
+  return p;
+}
+
+/* A residual add of a matmul/linear result (no other use) and a tensor of the same shape that
+** exists before the matmul runs: the add happens in the matmul's epilogue, before the single
+** rounding to the output type (one HBM round trip less; fp32 results are identical, bf16 ones
+** skip the intermediate rounding of the matmul result). */
+static void fuse_residual(lower_ctx *c, const uint32_t *uses, uint32_t i) {
+  const ot_graph *g = c->g;
+  const ot_gnode *n = &g->node[i];
+  if (n->op != OT_GOP_ADD || c->fused_away[i]) return;
+  const ot_gtensor *y = &g->t[n->out[0]];
+  for (int side = 0; side < 2; side++) {
+    ot_tid x = n->in[side], r = n->in[1 - side];
+    int32_t p = gemm_producer(c, x);
+    if (p < 0 || uses[x] != 1 || g->t[x].is_output || c->epi[p].residual != OT_TID_NONE) continue;
+    if (!same_shape(&g->t[x], y) || !same_shape(&g->t[r], y) || g->t[x].dtype != y->dtype) continue;
+    if (g->t[r].producer >= p) continue; /* r must be ready when the matmul runs */
+    if (g->node[p].op == OT_GOP_MATMUL && g->t[g->node[p].in[1]].ndim > 2) continue; /* batched b */
+    c->epi[p].residual = r;
+    c->fused_away[i] = true;
+    /* the matmul (and any activation folded into it) writes the add's output */
+    for (ot_tid t = x;; t = g->node[g->t[t].producer].in[0]) {
+      c->hbm_alias[t] = n->out[0];
+      if (g->t[t].producer == p) break;
+    }
+    return;
+  }
+}
+
 /* Fold (1) a transpose of the last two axes into the matmul that consumes it as a: the GEMM
 ** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
 ** linear whose result has no other use: the activation runs while the result leaves PSUM. */
@@ -84,6 +129,7 @@ static void fuse(lower_ctx *c, const uint32_t *uses) {
     c->fused_away[i] = true;
     c->hbm_alias[x] = n->out[0]; /* the matmul writes the activation's output directly */
   }
+  for (uint32_t i = 0; i < g->n_node; i++) fuse_residual(c, uses, i);
 }
 
 /* ---- HBM placement ---------------------------------------------------------------------------- */
@@ -222,6 +268,7 @@ ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_op
     return err && err->code ? err->code : ot_error_set(err, OT_ENOMEM, "out of memory");
   }
   c.k = k;
+  kir_set_schedule(k, opt->schedule);
   uint32_t *uses = count_uses(g);
   if (!uses) kir_fail(k, OT_ENOMEM, "out of memory");
   else if (opt->fuse) fuse(&c, uses);

@@ -41,6 +41,7 @@ ot_status kir_new(const ot_chip *chip, ot_program *prog, kir **out, ot_error *er
   k->chip = chip;
   k->prog = prog;
   k->queues = nq;
+  k->schedule = true;
   for (int e = 0; e < OT_ENG_COUNT; e++)
     for (int s = 0; s < KIR_SRC_COUNT; s++) k->eng[e].vc[s] = -1;
   for (int m = 0; m < 2; m++) kir_alloc_init(k, m ? OT_MEM_PSUM : OT_MEM_SBUF);
@@ -57,7 +58,8 @@ void kir_free(kir *k) {
   for (int q = 0; q < KIR_MAX_QUEUES; q++) free(k->queue[q].vc);
   for (int m = 0; m < 3; m++) free(k->map[m].seg);
   for (int m = 0; m < 2; m++) free(k->heap[m].hole);
-  for (uint32_t i = 0; i < k->n_tags; i++) free(k->tags[i].name);
+  free(k->pend);
+  for (uint32_t i = 0; i < k->cap_tags; i++) free(k->tags[i].name); /* a hash table: every slot */
   free(k->tags);
   free(k);
 }

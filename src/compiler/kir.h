@@ -51,6 +51,10 @@ void kir_free(kir *k);
 const ot_chip *kir_chip(const kir *k);
 ot_program *kir_program(kir *k);
 
+/* List-schedule each window of emitted instructions (default; kir_sched.c), or keep the order
+** of emission. */
+void kir_set_schedule(kir *k, bool on);
+
 /* The graph node that the next instructions come from (provenance tag), and a comment. */
 void kir_set_origin(kir *k, const char *node_name);
 
@@ -82,6 +86,8 @@ ot_status kir_emit(kir *k, ot_engine e, const ot_insn *in);
 /* A DMA: dst <- src through a queue chosen round-robin; loads (on-chip destination) are issued
 ** by the Sync engine, stores by issuer (the engine that wrote the data; OT_ENG_COUNT = Sync). */
 ot_status kir_dma(kir *k, ot_ap dst, ot_ap src, ot_engine issuer);
+#define KIR_DMA_HAS_INDEX 1 /* kir_dma_op passes idx (dma_gather, dma_scatter_add) */
+/* Any DMA opcode; idx is the index pattern of dma_gather / dma_scatter_add (NULL otherwise). */
 ot_status kir_dma_op(kir *k, ot_opcode op, ot_ap dst, ot_ap src, const ot_ap *idx, ot_engine issuer);
 
 /* Convenience emitters (fill an ot_insn and kir_emit). */

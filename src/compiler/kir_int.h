@@ -59,6 +59,14 @@ typedef struct {
 
 typedef struct { char *name; uint32_t off; } kir_tag;
 
+/* An instruction waiting in the scheduling window (kir_sched.c): emitted, not yet placed. */
+typedef struct {
+  ot_insn in;
+  uint8_t eng;                 /* engine; DMA: the issuer asked for (OT_ENG_COUNT = choose) */
+  bool dma;
+  uint32_t tag;
+} kir_pend;
+
 struct kir {
   const ot_chip *chip;
   ot_program *prog;
@@ -73,11 +81,20 @@ struct kir {
   kir_tag *tags;
   uint32_t n_tags, cap_tags;
   kir_stats stats;
+  kir_pend *pend;              /* the scheduling window, in emission order */
+  uint32_t n_pend, cap_pend;
+  bool schedule;               /* list-schedule each window (else emission order) */
   ot_status st;
   ot_error err;
 };
 
 void kir_alloc_init(kir *k, ot_mem mem);
+
+/* Place one instruction now: waits, stream entry, access map (kir_sync.c). */
+ot_status kir_place(kir *k, ot_engine e, const ot_insn *in);
+ot_status kir_place_dma(kir *k, const ot_insn *in, ot_engine issuer);
+/* Schedule and place every instruction of the window (kir_sched.c). */
+ot_status kir_flush(kir *k);
 
 /* Grow an array to hold need elements (doubling); NULL on out-of-memory (p is kept). */
 static inline void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem) {

@@ -233,17 +233,14 @@ static void insn_record(kir *k, const ot_insn *in, int src, int32_t idx) {
 }
 
 /* ---- emitting ------------------------------------------------------------------------------ */
-ot_status kir_emit(kir *k, ot_engine e, const ot_insn *in) {
+ot_status kir_place(kir *k, ot_engine e, const ot_insn *in) {
   if (k->st) return k->st;
-  if (!(ot_opcodes[in->op].engines & OT_ENG_BIT(e)))
-    return kir_fail(k, OT_EINVAL, "%s cannot run on the %s engine", ot_opcodes[in->op].mnemonic, ot_engine_name(e));
   int32_t need[KIR_SRC_COUNT];
   insn_needs(k, in, need);
   engine_wait_all(k, (int)e, need);
   kir_entry *x = stream_push(k, (int)e);
   if (!x) return k->st;
   x->in = *in;
-  x->in.tag = k->tag;
   int32_t idx = (int32_t)(k->eng[e].n - 1);
   k->stats.insns[e]++;
   insn_record(k, in, (int)e, idx);
@@ -261,19 +258,17 @@ static int last_writer_engine(kir *k, const ot_ap *ap) {
   return best >= 0 ? best : OT_ENG_SYNC;
 }
 
-ot_status kir_dma_op(kir *k, ot_opcode op, ot_ap dst, ot_ap src, const ot_ap *idx, ot_engine issuer) {
-  (void)idx;
+ot_status kir_place_dma(kir *k, const ot_insn *dma, ot_engine issuer) {
   if (k->st) return k->st;
+  const ot_ap *dst = &dma->o[1].ap, *src = &dma->o[2].ap;
   int e = (int)issuer;
-  if (issuer >= OT_ENG_COUNT) e = dst.mem == OT_MEM_HBM && src.mem != OT_MEM_HBM ? last_writer_engine(k, &src) : OT_ENG_SYNC;
+  if (issuer >= OT_ENG_COUNT) e = dst->mem == OT_MEM_HBM && src->mem != OT_MEM_HBM ? last_writer_engine(k, src) : OT_ENG_SYNC;
   uint32_t q = k->next_queue;
   k->next_queue = (k->next_queue + 1) % k->queues;
-  ot_insn in;
-  ot_insn_init(&in, op);
+  ot_insn in = *dma;
   in.o[0].i = (int32_t)q;
-  in.o[1].ap = dst;
-  in.o[2].ap = src;
-  in.o[3].i = OT_ENG_COUNT + (int32_t)q;
+  bool indirect = in.op == OT_OP_DMA_GATHER || in.op == OT_OP_DMA_SCATTER_ADD;
+  in.o[indirect ? 4 : 3].i = OT_ENG_COUNT + (int32_t)q; /* the queue's progress semaphore */
   int32_t need[KIR_SRC_COUNT];
   insn_needs(k, &in, need);
   need[SRC_QUEUE(q)] = 0; /* FIFO: the queue's earlier transfers complete first */
@@ -281,7 +276,6 @@ ot_status kir_dma_op(kir *k, ot_opcode op, ot_ap dst, ot_ap src, const ot_ap *id
   kir_entry *x = stream_push(k, e);
   if (!x) return k->st;
   x->in = in;
-  x->in.tag = k->tag;
   kir_queue *Q = &k->queue[q];
   int32_t (*vc)[KIR_SRC_COUNT] = grow(Q->vc, &Q->cap, Q->n + 1, sizeof *vc);
   if (!vc) return kir_fail(k, OT_ENOMEM, "out of memory");
@@ -299,9 +293,6 @@ ot_status kir_dma_op(kir *k, ot_opcode op, ot_ap dst, ot_ap src, const ot_ap *id
   return k->st;
 }
 
-ot_status kir_dma(kir *k, ot_ap dst, ot_ap src, ot_engine issuer) {
-  return kir_dma_op(k, OT_OP_DMA_COPY, dst, src, NULL, issuer);
-}
 
 /* ---- finishing ----------------------------------------------------------------------------- */
 static ot_status stream_write(kir *k, int e, int32_t *const count[OT_ENG_COUNT]) {
@@ -333,6 +324,7 @@ static ot_status stream_write(kir *k, int e, int32_t *const count[OT_ENG_COUNT])
 }
 
 ot_status kir_finish(kir *k, ot_error *err) {
+  kir_flush(k);
   kir_set_origin(k, "");
   for (uint32_t q = 0; q < k->queues && !k->st; q++) /* the program ends when every transfer has */
     if (k->queue[q].n) engine_wait(k, OT_ENG_SYNC, SRC_QUEUE(q), (int32_t)k->queue[q].n);

@@ -1,26 +1,28 @@
-/* Attention (flash-style forward) and the dispatch of the attention-family lowerings.
+/* Attention (flash-style forward), the pieces the backward shares, and the dispatch of the
+** attention-family lowerings.
 **
-** Tile plan (docs/compiler-attention.md): for each batch b and kv head g, K^T [D, S] (through PE
-** transposes of 128-row tiles) and V [128 keys, S/128 tiles x D] stay resident in SBUF; for each
-** query head of the group and each 128-row query tile, Q^T [D, nq] is made once, then the key
-** range (up to the diagonal when causal) is walked in chunks of up to 512 keys:
-**   S = Q K^T          TensorE, one fp32 PSUM bank [nq, nk]
-**   mask               diagonal chunks only: VectorE copies S to SBUF, GpSimd affine_select
-**   m' = max(m, rowmax S)                                     VectorE
-**   P = exp(scale S - scale m'), rowsum r                     ScalarE activate (bias, red)
-**   alpha = exp(scale (m - m')), l = l alpha + r              ScalarE, VectorE
-**   P^T (128-key blocks through the PE), O_c = P V            TensorE, accumulating in PSUM
+** Tile plan (docs/compiler-attention.md): for each batch b and kv head g, K^T [D, S] (PE
+** transposes, four 128-key tiles per PSUM bank) and V [128 keys, S/128 tiles x D] stay resident
+** in SBUF (two heads in flight: the next is prefetched); for each query head of the group and
+** each 128-row query tile, Q^T [D, nq] is made once, pre-scaled, then the key range (up to the
+** diagonal when causal) is walked in chunks of up to 512 keys:
+**   S = (scale Q) K^T [+ I . mask on the diagonal]            TensorE, one fp32 PSUM bank
+**   -m' = min(-m, -rowmax S)                                  VectorE (negated max)
+**   P = exp(S - m'), r = rowsum P                             ScalarE activate (bias, red)
+**   alpha = exp(m - m'), l = l alpha + r                      ScalarE, VectorE
+**   P^T (128-key blocks through the PE, one copy), O_c = P V  TensorE, accumulating in PSUM
 **   O = O alpha + O_c                                         VectorE scalar_tensor_tensor
-** and finally y = O / l, stored in y's type.  The S x S scores never leave the chip. */
+** and finally y = O / l, stored in y's type.  The S x S scores never leave the chip.  Two query
+** tiles go together, their chunks interleaved stage by stage (the engines' streams are in order,
+** so this is what lets one tile's TensorE work overlap the other's softmax). */
 #include <math.h>
 #include <string.h>
 
 #include "compiler/lower_attn_int.h"
 
-#define FWD_NQ 4
-#define FWD_NC 3
-#define FWD_PAIR 2
-
+#define FWD_NQ 4   /* query-tile buffer sets: a pair in work, the next pair loading */
+#define FWD_NC 3   /* key-chunk buffer sets (PSUM: 3 score banks) */
+#define FWD_PAIR 2 /* query tiles whose chunks are interleaved */
 
 /* The shape and attributes of an attention or attention_bwd node (inputs q, k, v first). */
 void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a) {

@@ -5,10 +5,10 @@
 ** D/2..D-1 sin, already negated for the inverse), computed on the host in double and rounded
 ** once to fp32.  Tiles put positions on the partitions (up to 128) and (heads, D) on the free
 ** axis, so one table tile serves every head through a stride-0 access pattern:
-**   a = x1 cos, c = x2 cos      GpSimd tensor_tensor
-**   b = x2 sin, d = x1 sin      VectorE
-**   y1 = a - b, y2 = c + d      VectorE
-** (the same fp32 operations, in the same order, as the reference evaluator). */
+**   a = x1 cos, c = x2 cos, d = x1 sin    GpSimd tensor_tensor
+**   b = x2 sin, y1 = a - b, y2 = c + d    VectorE
+** (the same fp32 operations, in the same order, as the reference evaluator), with three tile
+** sets in flight (load, compute, store). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +17,13 @@
 #include "compiler/lower_attn_int.h"
 
 #define ROPE_FREE 2048u   /* elements per partition of one x tile */
+#define ROPE_BUFS 3u      /* x / y / temporaries sets: load, compute, store in flight */
 
 typedef struct {
   kir *k;
   uint32_t BH, S, D, half, P, nbh;
   kir_hbm x, y, cs;
-  kir_buf tab[2], xb[2], yb[2], tmp[2];
+  kir_buf tab[2], xb[ROPE_BUFS], yb[ROPE_BUFS], tmp[ROPE_BUFS];
   uint32_t rot;
 } rope_run;
 
@@ -61,7 +62,7 @@ static ot_ap rope_hbm(const rope_run *r, const kir_hbm *t, uint32_t bh0, uint32_
 
 static void rope_tile(rope_run *r, const kir_buf *tab, uint32_t s0, uint32_t ns, uint32_t bh0, uint32_t nbh) {
   kir *k = r->k;
-  uint32_t i = r->rot++ % 2, h = r->half, D = r->D;
+  uint32_t i = r->rot++ % ROPE_BUFS, h = r->half, D = r->D;
   const kir_buf *xb = &r->xb[i], *yb = &r->yb[i], *tm = &r->tmp[i];
   kir_dma(k, kir_ap2(xb, ns, 0, nbh * D, OT_DT_FP32), rope_hbm(r, &r->x, bh0, nbh, s0, ns), OT_ENG_COUNT);
   ot_ap x1 = rope_view(xb, ns, nbh, D, 0, h), x2 = rope_view(xb, ns, nbh, D, h, h);
@@ -73,15 +74,15 @@ static void rope_tile(rope_run *r, const kir_buf *tab, uint32_t s0, uint32_t ns,
   kir_tt(k, OT_ENG_GPSIMD, ta, x1, cs, OT_ALU_MUL);
   kir_tt(k, OT_ENG_VECTOR, tb, x2, sn, OT_ALU_MUL);
   kir_tt(k, OT_ENG_GPSIMD, tc, x2, cs, OT_ALU_MUL);
-  kir_tt(k, OT_ENG_VECTOR, td, x1, sn, OT_ALU_MUL);
+  kir_tt(k, OT_ENG_GPSIMD, td, x1, sn, OT_ALU_MUL);
   kir_tt(k, OT_ENG_VECTOR, rope_view(yb, ns, nbh, D, 0, h), ta, tb, OT_ALU_SUB);
   kir_tt(k, OT_ENG_VECTOR, rope_view(yb, ns, nbh, D, h, h), tc, td, OT_ALU_ADD);
   kir_dma(k, rope_hbm(r, &r->y, bh0, nbh, s0, ns), kir_ap2(yb, ns, 0, nbh * D, OT_DT_FP32), OT_ENG_COUNT);
 }
 
 static ot_status rope_alloc(rope_run *r) {
-  for (int i = 0; i < 2; i++) {
-    kir_alloc(r->k, OT_MEM_SBUF, r->P, r->D * 4, &r->tab[i]);
+  for (uint32_t i = 0; i < 2; i++) kir_alloc(r->k, OT_MEM_SBUF, r->P, r->D * 4, &r->tab[i]);
+  for (uint32_t i = 0; i < ROPE_BUFS; i++) {
     kir_alloc(r->k, OT_MEM_SBUF, r->P, r->nbh * r->D * 4, &r->xb[i]);
     kir_alloc(r->k, OT_MEM_SBUF, r->P, r->nbh * r->D * 4, &r->yb[i]);
     kir_alloc(r->k, OT_MEM_SBUF, r->P, r->nbh * r->D * 2 * 4, &r->tmp[i]);
@@ -90,8 +91,8 @@ static ot_status rope_alloc(rope_run *r) {
 }
 
 static void rope_release(rope_run *r) {
-  for (int i = 0; i < 2; i++) {
-    kir_release(r->k, &r->tab[i]);
+  for (uint32_t i = 0; i < 2; i++) kir_release(r->k, &r->tab[i]);
+  for (uint32_t i = 0; i < ROPE_BUFS; i++) {
     kir_release(r->k, &r->xb[i]);
     kir_release(r->k, &r->yb[i]);
     kir_release(r->k, &r->tmp[i]);

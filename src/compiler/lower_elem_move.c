@@ -108,8 +108,50 @@ ot_status lower_elem_slice(lower_ctx *c, const ot_gnode *n) {
   return move_piece(c, n->in[0], n->out[0], false, outer, xlen, (uint64_t)y->shape[n->i[0]], inner, (uint64_t)n->i[1]);
 }
 
+/* y [outer, inner] with row o = x[o * s] repeated: a DMA reading single elements would pay the
+** small-run overhead on every one, so each value is loaded once per row onto a partition,
+** repeated along the free axis on chip (a copy from a stride-0 pattern) and stored in whole
+** rows.  Types are kept (raw copies), so any dtype works. */
+#define BCAST_BUFS 4
+#define BCAST_MAX_F 4096u
+
+static ot_status bcast_rows(lower_ctx *c, const ot_gnode *n, uint64_t outer, int64_t s, uint64_t inner) {
+  kir *k = c->k;
+  ot_dtype dt = (ot_dtype)elem_in(c, n, 0)->dtype;
+  uint32_t P = elem_parts(c), es = (uint32_t)ot_dtype_size(dt);
+  uint32_t ch = (uint32_t)(inner < BCAST_MAX_F ? inner : BCAST_MAX_F);
+  kir_buf col[BCAST_BUFS], row[BCAST_BUFS];
+  memset(col, 0, sizeof col);
+  memset(row, 0, sizeof row);
+  for (unsigned b = 0; b < BCAST_BUFS; b++) {
+    kir_alloc(k, OT_MEM_SBUF, P, es, &col[b]);
+    kir_alloc(k, OT_MEM_SBUF, P, ch * es, &row[b]);
+  }
+  uint32_t t = 0, tc = 0;
+  for (uint64_t o0 = 0; o0 < outer && !kir_status(k); o0 += P) {
+    uint32_t np = (uint32_t)(outer - o0 < P ? outer - o0 : P);
+    const kir_buf *cb = &col[tc++ % BCAST_BUFS];
+    int64_t xs = s;
+    kir_dma(k, kir_ap2(cb, np, 0, 1, dt), kir_hbm_ap(&c->hbm[n->in[0]], (uint64_t)((int64_t)o0 * s), 1, &xs, &np),
+            OT_ENG_COUNT);
+    for (uint64_t c0 = 0; c0 < inner && !kir_status(k); c0 += ch, t++) {
+      uint32_t cw = (uint32_t)(inner - c0 < ch ? inner - c0 : ch);
+      const kir_buf *rb = &row[t % BCAST_BUFS];
+      int32_t zero = 0;
+      kir_copy(k, elem_alt_engine(t), kir_ap2(rb, np, 0, cw, dt), kir_ap(cb, 0, np, 0, dt, 1, &zero, &cw));
+      kir_dma(k, elem_hbm_rows(&c->hbm[n->out[0]], o0 * inner + c0, np, inner, cw), kir_ap2(rb, np, 0, cw, dt),
+              OT_ENG_COUNT);
+    }
+  }
+  for (unsigned b = 0; b < BCAST_BUFS; b++) {
+    kir_release(k, &col[b]);
+    kir_release(k, &row[b]);
+  }
+  return kir_status(k);
+}
+
 /* y = x repeated: x's pattern aligned with y's trailing dims, stride 0 where x has size 1 or
-** lacks the dim. */
+** lacks the dim; one HBM -> HBM DMA, or bcast_rows when the innermost axis repeats. */
 ot_status lower_elem_broadcast(lower_ctx *c, const ot_gnode *n) {
   const ot_gtensor *x = elem_in(c, n, 0), *y = elem_out(c, n, 0);
   move_pat dp, sp;
@@ -122,6 +164,14 @@ ot_status lower_elem_broadcast(lower_ctx *c, const ot_gnode *n) {
     int64_t xs = d >= lead && y->ndim ? x->shape[d - lead] : 1;
     sp.st[d] = xs == 1 ? 0 : st;
     st *= xs;
+  }
+  move_pat m = dp, ms = sp;
+  pat_merge2(&m, &ms);
+  uint32_t P = elem_parts(c);
+  if (ms.nd == 2 && ms.st[1] == 0) return bcast_rows(c, n, m.sz[0], ms.st[0], m.sz[1]);
+  if (ms.nd == 1 && ms.st[0] == 0 && m.sz[0] >= P) { /* one value everywhere: P rows, then the rest */
+    uint64_t total = m.sz[0], per = total / P;
+    if (total % P == 0) return bcast_rows(c, n, P, 0, per);
   }
   return move_dma(c, n->out[0], 0, &dp, n->in[0], 0, &sp);
 }

@@ -53,7 +53,9 @@ static ot_status rows_plan(rows_run *x) {
   uint32_t avail = kir_largest_free(r->c->k, OT_MEM_SBUF);
   uint64_t nb = avail > fixed ? (avail - fixed) / per_set : 0;
   x->nb = (uint32_t)(nb < ELEM_BUFS ? nb : ELEM_BUFS);
-  x->group = x->nb < ELEM_GROUP ? x->nb : ELEM_GROUP; /* a group's tiles need distinct buffers */
+  /* a group's tiles need distinct buffers, and two groups in flight keep loads ahead of compute */
+  x->group = x->nb / 2 < ELEM_GROUP ? x->nb / 2 : ELEM_GROUP;
+  if (x->group < 1) x->group = 1;
   if (x->nb == 0)
     return kir_fail(r->c->k, OT_EUNSUPPORTED,
                     "rows of %u elements: the kernel keeps %u row buffers and %u broadcast vectors per partition in "

@@ -25,9 +25,9 @@
 typedef struct {
   uint32_t batches;
   uint64_t M, K, N;
-  kir_hbm a, b, y, bias;
+  kir_hbm a, b, y, bias, resid;
   uint64_t a_bs, b_bs, y_bs;         /* batch strides in elements (b_bs 0: shared) */
-  bool a_km, b_nk, has_bias;
+  bool a_km, b_nk, has_bias, has_resid;
   int act;
   ot_dtype mm, ydt;
 } gemm;
@@ -36,7 +36,7 @@ typedef struct {
   kir *k;
   const gemm *g;
   uint32_t P, MT, NT, KT, mt_blk, nt_blk, kc;
-  kir_buf at, b[B_BUFS], stage[STAGE_BUFS], bias, tmp;
+  kir_buf at, b[B_BUFS], stage[STAGE_BUFS], bias, tmp, rbuf[STAGE_BUFS];
   bool stream_a;                     /* A^T does not fit: streamed with B, k-chunk by k-chunk */
   bool b_res;                        /* B slices resident, all of A^T resident: each read once */
   kir_buf bres[2];
@@ -151,30 +151,36 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
 }
 
 /* ---- leaving PSUM: epilogue, cast, store ---------------------------------------------------- */
+/* y = act(acc + bias) + residual, in fp32, rounded once into the staging tile: the VectorE adds,
+** the ScalarE applies the activation (one fp32 slot per PSUM bank, so the VectorE runs ahead). */
 static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t n0, uint32_t ncols, uint32_t mi) {
   const gemm *g = r->g;
   kir *k = r->k;
-  const kir_buf *st = &r->stage[r->st_rot++ % STAGE_BUFS];
-  for (uint32_t ni = 0; ni * r->NT < ncols; ni++) {
-    uint32_t nn = lower_min_u32(r->NT, ncols - ni * r->NT);
-    ot_ap acc = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
-    ot_ap out = kir_ap2(st, mp, ni * r->NT, nn, g->ydt);
-    if (g->has_bias) {
-      ot_ap bias = kir_ap2(&r->bias, mp, (uint32_t)n0 + ni * r->NT, nn, OT_DT_FP32);
-      if (g->act == OT_ACT_COPY) {
-        kir_tt(k, OT_ENG_VECTOR, out, acc, bias, OT_ALU_ADD);
-      } else {
-        /* one fp32 slot per PSUM bank: the VectorE runs ahead of the ScalarE */
-        ot_ap tmp = kir_ap2(&r->tmp, mp, (mi * r->nt_blk + ni) * r->NT, nn, OT_DT_FP32);
-        kir_tt(k, OT_ENG_VECTOR, tmp, acc, bias, OT_ALU_ADD);
-        kir_activate(k, OT_ENG_SCALAR, out, tmp, g->act, 1.0f, NULL, NULL, NULL);
-      }
-    } else {
-      kir_activate(k, OT_ENG_SCALAR, out, acc, g->act, 1.0f, NULL, NULL, NULL);
-    }
-  }
+  uint32_t slot = r->st_rot++ % STAGE_BUFS;
+  const kir_buf *st = &r->stage[slot];
   int64_t hs[2] = {(int64_t)g->N, 1};
   uint32_t hz[2] = {mp, ncols};
+  ot_dtype rdt = (ot_dtype)g->resid.dtype;
+  if (g->has_resid)
+    kir_dma(k, kir_ap2(&r->rbuf[slot], mp, 0, ncols, rdt), kir_hbm_ap(&g->resid, bt * g->y_bs + m * g->N + n0, 2, hs, hz), OT_ENG_COUNT);
+  for (uint32_t ni = 0; ni * r->NT < ncols; ni++) {
+    uint32_t nn = lower_min_u32(r->NT, ncols - ni * r->NT);
+    ot_ap cur = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
+    ot_ap out = kir_ap2(st, mp, ni * r->NT, nn, g->ydt);
+    ot_ap tmp = kir_ap2(&r->tmp, mp, (mi * r->nt_blk + ni) * r->NT, nn, OT_DT_FP32);
+    bool act = g->act != OT_ACT_COPY;
+    if (g->has_bias) {
+      ot_ap d = act || g->has_resid ? tmp : out;
+      kir_tt(k, OT_ENG_VECTOR, d, cur, kir_ap2(&r->bias, mp, (uint32_t)n0 + ni * r->NT, nn, OT_DT_FP32), OT_ALU_ADD);
+      cur = d;
+    }
+    if (act || (!g->has_bias && !g->has_resid)) { /* the activation, or a plain copy out of PSUM */
+      ot_ap d = g->has_resid ? tmp : out;
+      kir_activate(k, OT_ENG_SCALAR, d, cur, g->act, 1.0f, NULL, NULL, NULL);
+      cur = d;
+    }
+    if (g->has_resid) kir_tt(k, OT_ENG_VECTOR, out, cur, kir_ap2(&r->rbuf[slot], mp, ni * r->NT, nn, rdt), OT_ALU_ADD);
+  }
   kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + m * g->N + n0, 2, hs, hz), kir_ap2(st, mp, 0, ncols, g->ydt), OT_ENG_COUNT);
 }
 
@@ -285,10 +291,11 @@ static ot_status gemm_alloc(gemm_run *r) {
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * ncols * esz(g->mm), &r->bres[i]);
   for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
   for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz(g->ydt), &r->stage[i]);
-  if (g->has_bias) {
-    kir_alloc(k, OT_MEM_SBUF, r->P, (uint32_t)g->N * 4, &r->bias);
-    if (g->act != OT_ACT_COPY) kir_alloc(k, OT_MEM_SBUF, r->P, r->mt_blk * r->nt_blk * r->NT * 4, &r->tmp);
-  }
+  if (g->has_bias) kir_alloc(k, OT_MEM_SBUF, r->P, (uint32_t)g->N * 4, &r->bias);
+  if ((g->has_bias && g->act != OT_ACT_COPY) || g->has_resid)
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->mt_blk * r->nt_blk * r->NT * 4, &r->tmp);
+  if (g->has_resid)
+    for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz((ot_dtype)g->resid.dtype), &r->rbuf[i]);
   if (!g->a_km || g->b_nk) {
     uint32_t nat = g->a_km || r->stream_a ? r->kc * r->P : (uint32_t)g->K;
     if (g->b_nk && r->kc * r->P > nat) nat = r->kc * r->P;
@@ -307,6 +314,7 @@ static void gemm_release(gemm_run *r) {
   for (int i = 0; i < 8; i++) kir_release(r->k, &r->acc[i]);
   for (int i = 0; i < B_BUFS; i++) kir_release(r->k, &r->as[i]);
   for (int i = 0; i < 2; i++) kir_release(r->k, &r->bres[i]);
+  for (int i = 0; i < STAGE_BUFS; i++) kir_release(r->k, &r->rbuf[i]);
 }
 
 /* n-blocks outside, m-blocks inside; A^T of all rows and the n-block's B slice on chip. */
@@ -364,6 +372,7 @@ static void gemm_epilogue(lower_ctx *c, const ot_gnode *n, gemm *g) {
   const lower_epilogue *e = c->epi ? &c->epi[n - c->g->node] : NULL;
   if (e && e->act != OT_ACT_COPY) g->act = e->act;
   if (e && e->bias != OT_TID_NONE) { g->has_bias = true; g->bias = c->hbm[e->bias]; }
+  if (e && e->residual != OT_TID_NONE) { g->has_resid = true; g->resid = c->hbm[e->residual]; }
 }
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n) {

@@ -586,6 +586,6 @@ ot_status train_run(trainer *t, FILE *out, ot_error *err) {
     if (out && !t->o.quiet && show) train_print_step(t, out, &info);
     if (train_after_step(t, t->o.quiet ? NULL : out, err)) return err->code;
   }
-  if (out) train_print_summary(t, out);
+  if (out && !t->o.no_summary) train_print_summary(t, out);
   return OT_OK;
 }

@@ -42,6 +42,7 @@ typedef struct {
   bool quiet;                 /* train_run prints only the summary */
   const ot_model_config *config; /* if set, used instead of model (copied at train_open) */
   uint32_t print_every;       /* train_run: a progress line every this many steps (0, 1: each) */
+  bool no_summary;            /* train_run: no closing summary (the caller prints its own) */
 } train_opts;
 
 typedef struct {

@@ -49,6 +49,27 @@ static mm_geo mm_geometry(void) {
   return g;
 }
 
+/* Memory the next step will read (the moving operand's rows for the next columns, a partition
+** pitch apart): fetched into L2 a few lines per tile while the kernel computes, so the step
+** after it finds them there instead of waiting for each in turn. */
+typedef struct {
+  const uint8_t *base;
+  uint64_t pitch;       /* bytes between rows */
+  uint32_t rows, lines; /* rows, 64-byte lines per row */
+  uint32_t per_tile;    /* lines to fetch per tile */
+  uint64_t next;        /* lines fetched so far */
+} mm_ahead;
+
+MM_INLINE void mm_ahead_step(mm_ahead *a) {
+#if defined(__GNUC__)
+  if (!a) return;
+  for (uint32_t i = 0; i < a->per_tile && a->next < (uint64_t)a->rows * a->lines; i++, a->next++)
+    __builtin_prefetch(a->base + a->next / a->lines * a->pitch + a->next % a->lines * 64, 0, 2);
+#else
+  (void)a;
+#endif
+}
+
 /* ---- the fp32 kernel ----------------------------------------------------------------------- */
 /* Portable tile (6 x 16): plain loops the compiler vectorises for whatever the baseline has. */
 MM_INLINE void mm_tile_plain(float *t, uint64_t ld, const float *sp, const float *bp, uint32_t K) {
@@ -195,12 +216,13 @@ MM_INLINE void mm_prefetch_tile(const float *C, uint64_t ldc, uint32_t m0, uint3
 /* n blocks outer so one packed moving panel (K x nb floats) stays in L1 across all m blocks.
 ** Whole tiles are updated in place in C; edge tiles through a zero-padded copy. */
 MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
-                      int v8, uint32_t mb, uint32_t nb) {
+                      int v8, uint32_t mb, uint32_t nb, mm_ahead *ah) {
   uint32_t nmb = (M + mb - 1) / mb, nnb = (N + nb - 1) / nb;
   float t[MB * NB];
   for (uint32_t bn = 0; bn < nnb; bn++)
     for (uint32_t bm = 0; bm < nmb; bm++) {
       uint32_t m0, rows, n0 = bn * nb, pm0, prows;
+      mm_ahead_step(ah);
       mm_block_rows(M, bm, &m0, &rows);
       const float *sp = Sp + (uint64_t)bm * K * mb, *bp = Bp + (uint64_t)bn * K * nb;
       if (bm + 1 < nmb) mm_block_rows(M, bm + 1, &pm0, &prows), mm_prefetch_tile(C, ldc, pm0, prows, n0);
@@ -223,19 +245,19 @@ MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, 
 }
 
 static void mm_run_generic(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M,
-                           uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 0, 6, 16);
+                           uint32_t N, mm_ahead *ah) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 0, 6, 16, ah);
 }
 
 #if MM_X86_DISPATCH
 /* The same code with 256-bit vectors (no FMA: multiply and add stay separate roundings). */
 __attribute__((target("avx2"))) static void mm_run_avx2(float *C, uint64_t ldc, const float *Sp, const float *Bp,
-                                                         uint32_t K, uint32_t M, uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 1, 6, 16);
+                                                         uint32_t K, uint32_t M, uint32_t N, mm_ahead *ah) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 1, 6, 16, ah);
 }
 __attribute__((target("avx2,fma"))) static void mm_run_fma(float *C, uint64_t ldc, const float *Sp, const float *Bp,
-                                                            uint32_t K, uint32_t M, uint32_t N) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 2, 6, 16);
+                                                            uint32_t K, uint32_t M, uint32_t N, mm_ahead *ah) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 2, 6, 16, ah);
 }
 #endif
 
@@ -311,18 +333,21 @@ MM_INLINE void mm_pack_block(float *d, const float *s, uint32_t w, uint32_t n) {
   else for (uint32_t i = 0; i < n; i++) d[i] = i < w ? s[i] : 0.0f;
 }
 
-MM_INLINE void mm_pack_s_c(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb) {
+MM_INLINE void mm_pack_s_c(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb, mm_ahead *ah) {
   uint32_t nmb = (M + mb - 1) / mb, m0, rows;
-  for (uint32_t k = 0; k < K; k++)
+  for (uint32_t k = 0; k < K; k++) {
+    mm_ahead_step(ah);
     for (uint32_t bm = 0; bm < nmb; bm++) {
       mm_block_rows(M, bm, &m0, &rows);
       mm_pack_block(Sp + ((uint64_t)bm * K + k) * mb, S + (uint64_t)k * M + m0, rows, mb);
     }
+  }
 }
 
-static void mm_pack_s(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb) {
+/* ah: memory to fetch meanwhile (NULL: none). */
+static void mm_pack_s(float *Sp, const float *S, uint32_t K, uint32_t M, uint32_t mb, mm_ahead *ah) {
   (void)mb; /* the one geometry: mb = MB */
-  mm_pack_s_c(Sp, S, K, M, MB);
+  mm_pack_s_c(Sp, S, K, M, MB, ah);
 }
 
 MM_INLINE void mm_pack_b_row_c(float *Bp, const float *row, uint32_t k, uint32_t K, uint32_t N, uint32_t nb) {
@@ -407,17 +432,17 @@ static uint64_t mm_packed_b(uint32_t K, uint32_t N, uint32_t nb) { return (uint6
 /* C += S^T . B from operands packed for g; row m of C at C + m * ldc.  exact: every product is
 ** exact in fp32 (mm_ranges_exact), so the FMA kernel gives the same bits. */
 static void mm_compute(const mm_geo *g, float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K,
-                       uint32_t M, uint32_t N, bool exact) {
+                       uint32_t M, uint32_t N, bool exact, mm_ahead *ah) {
   int kern = exact ? g->fma_kernel : g->plain_kernel;
 #if MM_X86_DISPATCH
   switch (kern) {
-  case 2: mm_run_fma(C, ldc, Sp, Bp, K, M, N); return;
-  case 1: mm_run_avx2(C, ldc, Sp, Bp, K, M, N); return;
+  case 2: mm_run_fma(C, ldc, Sp, Bp, K, M, N, ah); return;
+  case 1: mm_run_avx2(C, ldc, Sp, Bp, K, M, N, ah); return;
   default: break;
   }
 #endif
   (void)kern;
-  mm_run_generic(C, ldc, Sp, Bp, K, M, N);
+  mm_run_generic(C, ldc, Sp, Bp, K, M, N, ah);
 }
 
 ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, uint32_t M, uint32_t N) {
@@ -425,9 +450,9 @@ ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, ui
   mm_geo g = mm_geometry();
   float *Sp = malloc(mm_packed_s(K, M, g.mb) * sizeof *Sp), *Bp = malloc(mm_packed_b(K, N, g.nb) * sizeof *Bp);
   if (Sp && Bp) {
-    mm_pack_s(Sp, S, K, M, g.mb);
+    mm_pack_s(Sp, S, K, M, g.mb, NULL);
     for (uint32_t k = 0; k < K; k++) mm_pack_b_row(Bp, B + (uint64_t)k * N, k, K, N, g.nb);
-    mm_compute(&g, C, N, Sp, Bp, K, M, N, false);
+    mm_compute(&g, C, N, Sp, Bp, K, M, N, false, NULL);
   }
   ot_status st = Sp && Bp ? OT_OK : OT_ENOMEM;
   free(Sp), free(Bp);
@@ -511,39 +536,51 @@ static const uint8_t *matmul_bf16_rows(ot_exec_op *e, const ot_view *v, uint64_t
 #endif
 }
 
+/* The range of magnitudes from the bits mm_bf16_row gathered (smallest nonzero, largest;
+** non-finite when any is Inf or NaN). */
+static void mm_bf16_range(const uint16_t *mx, const uint16_t *mn, double *lo, double *hi) {
+  uint16_t x = 0, y = UINT16_MAX;
+  for (unsigned j = 0; j < NB; j++) x = mx[j] > x ? mx[j] : x, y = mn[j] < y ? mn[j] : y;
+  float flo, fhi;
+  uint32_t blo = (uint32_t)(uint16_t)(y + 1u) << 16, bhi = (uint32_t)x << 16;
+  memcpy(&flo, &blo, sizeof flo), memcpy(&fhi, &bhi, sizeof fhi);
+  *hi = x >= 0x7F80 ? INFINITY : fhi;      /* Inf or NaN: non-finite */
+  *lo = y == UINT16_MAX ? INFINITY : flo;  /* all zeros: no nonzero magnitude */
+}
+
+/* Columns [n0, n0 + w) of K dense bf16 rows (row k at rows + k * pitch) into packed panels Bp,
+** and their range. */
+static void mm_bf16_cols(const mm_geo *g, float *Bp, const uint8_t *rows, uint64_t pitch, uint32_t K, uint32_t n0,
+                         uint32_t w, bool prefetch, double *lo, double *hi) {
+  uint16_t mx[NB], mn[NB];
+  for (unsigned j = 0; j < NB; j++) mx[j] = 0, mn[j] = UINT16_MAX;
+#if MM_X86_DISPATCH
+  bool avx2 = __builtin_cpu_supports("avx2");
+#endif
+  const uint8_t *p = rows + 2 * (uint64_t)n0;
+  for (uint32_t k = 0; k < K; k++, p += pitch) {
+#if defined(__GNUC__)
+    if (prefetch && k + 4 < K) /* a few rows ahead */
+      for (uint32_t b = 0; b < 2 * w; b += 64) __builtin_prefetch(p + 4 * pitch + b);
+#else
+    (void)prefetch;
+#endif
+#if MM_X86_DISPATCH
+    if (avx2) mm_bf16_row_avx2(Bp, p, k, K, w, g->nb, mx, mn);
+    else
+#endif
+      mm_bf16_row_plain(Bp, p, k, K, w, g->nb, mx, mn);
+  }
+  mm_bf16_range(mx, mn, lo, hi);
+}
+
 /* The moving tensor [K][N] straight into packed panels, a partition row at a time, and the
-** range of its magnitudes (smallest nonzero, largest; non-finite when any is Inf or NaN). */
+** range of its magnitudes (smallest nonzero, largest; non-finite when any is Inf or NaN).
+** (Dense bf16 rows take matmul_bf16_chunks instead.) */
 static ot_status matmul_load_moving(ot_exec_op *e, const mm_geo *g, float *Bp, uint32_t K, uint32_t N, double *lo,
                                     double *hi) {
   const ot_view *mov = &e->v[1];
-  ot_status st = exec_check_init(e, 1);
-  if (st != OT_OK) return st;
   for (uint32_t k = 0; k < 4 && k < K; k++) ot_view_prefetch_partition(&e->x->mem, mov, k);
-  uint64_t pitch = 0;
-  const uint8_t *rows = matmul_bf16_rows(e, mov, &pitch);
-  if (rows) { /* bf16: convert into the panels in one pass, the range from the bits */
-    uint16_t mx[NB], mn[NB];
-    for (unsigned j = 0; j < NB; j++) mx[j] = 0, mn[j] = UINT16_MAX;
-#if MM_X86_DISPATCH
-    bool avx2 = __builtin_cpu_supports("avx2");
-#endif
-    for (uint32_t k = 0; k < K; k++) {
-      ot_view_prefetch_partition(&e->x->mem, mov, k + 4); /* a few rows ahead */
-#if MM_X86_DISPATCH
-      if (avx2) mm_bf16_row_avx2(Bp, rows + (uint64_t)k * pitch, k, K, N, g->nb, mx, mn);
-      else
-#endif
-        mm_bf16_row_plain(Bp, rows + (uint64_t)k * pitch, k, K, N, g->nb, mx, mn);
-    }
-    uint16_t x = 0, y = UINT16_MAX;
-    for (unsigned j = 0; j < NB; j++) x = mx[j] > x ? mx[j] : x, y = mn[j] < y ? mn[j] : y;
-    float flo, fhi;
-    uint32_t blo = (uint32_t)(uint16_t)(y + 1u) << 16, bhi = (uint32_t)x << 16;
-    memcpy(&flo, &blo, sizeof flo), memcpy(&fhi, &bhi, sizeof fhi);
-    *hi = x >= 0x7F80 ? INFINITY : fhi;      /* Inf or NaN: non-finite */
-    *lo = y == UINT16_MAX ? INFINITY : flo;  /* all zeros: no nonzero magnitude */
-    return OT_OK;
-  }
   float *row = exec_alloc(e, N, sizeof *row);
   if (!row) return OT_ENOMEM;
   ot_view_cursor c;
@@ -554,6 +591,30 @@ static ot_status matmul_load_moving(ot_exec_op *e, const mm_geo *g, float *Bp, u
     mm_pack_b_row(Bp, row, k, K, N, g->nb);
   }
   mm_range(Bp, mm_packed_b(K, N, g->nb), lo, hi);
+  return OT_OK;
+}
+
+/* Dense bf16 moving rows: MM_CHUNK columns at a time, converted, then multiplied, while the next
+** columns' rows are fetched -- the packed columns (K x 128 floats) stay in L2 with the stationary
+** panels and C's columns, and the moving rows arrive while the kernel computes.  Each chunk has
+** its own exactness test; both kernels give the same bits, so values cannot depend on it. */
+#define MM_CHUNK 128
+static ot_status matmul_bf16_chunks(ot_exec_op *e, const mm_geo *g, float *C, uint64_t ldc, const float *Sp,
+                                    const uint8_t *rows, uint64_t pitch, uint32_t K, uint32_t M, uint32_t N,
+                                    double alo, double ahi) {
+  const ot_core_state *core = e->x->mem.core;
+  float *Bp = exec_alloc(e, mm_packed_b(K, N < MM_CHUNK ? N : MM_CHUNK, g->nb), sizeof *Bp);
+  if (!Bp) return OT_ENOMEM;
+  for (uint32_t n0 = 0; n0 < N; n0 += MM_CHUNK) { /* the first chunk's rows: fetched by the caller */
+    uint32_t w = N - n0 < MM_CHUNK ? N - n0 : MM_CHUNK, n1 = n0 + w, w1 = N - n1 < MM_CHUNK ? N - n1 : MM_CHUNK;
+    double blo, bhi;
+    mm_bf16_cols(g, Bp, rows, pitch, K, n0, w, false, &blo, &bhi);
+    uint32_t tiles = (w + g->nb - 1) / g->nb * ((M + g->mb - 1) / g->mb), lines = (2 * w1 + 63) / 64;
+    mm_ahead ah = {rows + 2 * (uint64_t)n1, pitch, n1 < N ? K : 0, lines, 0, 0};
+    ah.per_tile = tiles ? (uint32_t)(((uint64_t)K * lines + tiles - 1) / tiles) : 0;
+    bool exact = mm_ranges_exact((ot_dtype)core->stat_dtype, alo, ahi, (ot_dtype)e->v[1].dtype, blo, bhi);
+    mm_compute(g, C + n0, ldc, Sp, Bp, K, M, w, exact, &ah);
+  }
   return OT_OK;
 }
 
@@ -601,17 +662,32 @@ ot_status exec_matmul(ot_exec_op *e) {
   if (st != OT_OK) return st;
   uint32_t K = core->stat_k, M = core->stat_m, N = (uint32_t)e->v[1].free_elems;
   mm_geo g = mm_geometry();
-  float *Sp = exec_alloc(e, mm_packed_s(K, M, g.mb), sizeof *Sp), *Bp = exec_alloc(e, mm_packed_b(K, N, g.nb), sizeof *Bp), *C;
-  uint64_t ldc;
+  float *Sp = exec_alloc(e, mm_packed_s(K, M, g.mb), sizeof *Sp), *Bp = NULL, *C;
+  uint64_t ldc, pitch = 0;
   bool copy;
-  double alo, ahi, blo, bhi;
-  if (!Sp || !Bp) return OT_ENOMEM;
-  if ((st = matmul_load_moving(e, &g, Bp, K, N, &blo, &bhi)) || (st = matmul_accumulator(e, M, N, &C, &ldc, &copy)))
-    return st;
-  mm_pack_s(Sp, core->stationary, K, M, g.mb);
+  double alo, ahi, blo = 0, bhi = 0;
+  if (!Sp) return OT_ENOMEM;
+  if ((st = exec_check_init(e, 1)) != OT_OK) return st;
+  /* Chunks read the moving operand while C is being written: only from another memory. */
+  const uint8_t *rows = matmul_bf16_rows(e, &e->v[1], &pitch);
+  bool chunks = rows && e->v[1].mem != e->v[0].mem;
+  if (!chunks) { /* whole, before the accumulator is touched */
+    if (!(Bp = exec_alloc(e, mm_packed_b(K, N, g.nb), sizeof *Bp))) return OT_ENOMEM;
+    if (rows) mm_bf16_cols(&g, Bp, rows, pitch, K, 0, N, true, &blo, &bhi);
+    else if ((st = matmul_load_moving(e, &g, Bp, K, N, &blo, &bhi)) != OT_OK) return st;
+  }
+  if ((st = matmul_accumulator(e, M, N, &C, &ldc, &copy)) != OT_OK) return st;
+  /* the first chunk's moving rows arrive while the stationary is packed */
+  uint32_t w0 = N < MM_CHUNK ? N : MM_CHUNK;
+  mm_ahead ah = {rows, pitch, chunks ? K : 0, (2 * w0 + 63) / 64, (2 * w0 + 63) / 64, 0};
+  mm_pack_s(Sp, core->stationary, K, M, g.mb, &ah);
   mm_range(core->stationary, (uint64_t)K * M, &alo, &ahi);
-  bool exact = mm_ranges_exact((ot_dtype)core->stat_dtype, alo, ahi, (ot_dtype)e->v[1].dtype, blo, bhi);
-  if (N) mm_compute(&g, C, ldc, Sp, Bp, K, M, N, exact);
+  if (chunks && N) {
+    if ((st = matmul_bf16_chunks(e, &g, C, ldc, Sp, rows, pitch, K, M, N, alo, ahi)) != OT_OK) return st;
+  } else if (N) {
+    bool exact = mm_ranges_exact((ot_dtype)core->stat_dtype, alo, ahi, (ot_dtype)e->v[1].dtype, blo, bhi);
+    mm_compute(&g, C, ldc, Sp, Bp, K, M, N, exact, NULL);
+  }
   if (copy) return exec_write_f32(e, 0, C, true);
   ot_view_mark_written(&e->x->mem, &e->v[0], true);
   return OT_OK;

@@ -229,26 +229,25 @@ static void zmem_release(void *p, uint64_t bytes, const uint8_t *guide, bool cle
 }
 
 /* ---- SBUF / PSUM --------------------------------------------------------------------------- */
-/* The written-byte map (one bit per byte) is followed, in the same block, by a summary: per
-** partition, one byte range [lo, hi) (partition offsets) known to be written whole, which
-** ot_view_mark_written grows and ot_view_is_written consults before the map -- so the usual
-** read of a region written in one piece touches 16 bytes per partition, not its bits, which are
-** a partition pitch / 8 apart and rarely in cache.  The map only ever gains bits through
-** ot_view_mark_written; code that edits it directly must call ot_sram_written_changed. */
-typedef struct {
-  uint64_t lo, hi;
-} sram_span;
+/* The written-byte map (one bit per byte) is followed, in the same block, by a coarse map: one
+** bit per 64-byte block of data, set once every byte of the block is written.  Checks consult it
+** before the byte map: a partition's row of 1 KiB is 16 coarse bits, where the byte map holds
+** 1024 bits a partition pitch / 8 away from the next row's (rarely in cache).  The byte map only
+** gains bits through ot_view_mark_written, which keeps the coarse map; code that edits the byte
+** map directly must call ot_sram_written_changed. */
+#define COARSE 64 /* data bytes per coarse bit (8 bytes of the byte map) */
 
 static uint64_t sram_map_bytes(const ot_sram *m) {
   return ((uint64_t)m->partitions * m->part_bytes + 7) / 8 / 64 * 64 + 64; /* rounded up to 64 */
 }
-static uint64_t sram_written_alloc(const ot_sram *m) {
-  return sram_map_bytes(m) + (uint64_t)m->partitions * sizeof(sram_span);
+static uint64_t sram_coarse_bytes(const ot_sram *m) {
+  return ((uint64_t)m->partitions * m->part_bytes / COARSE + 7) / 8 / 64 * 64 + 64;
 }
-static sram_span *sram_summary(const ot_sram *m) { return (sram_span *)(void *)(m->written + sram_map_bytes(m)); }
+static uint64_t sram_written_alloc(const ot_sram *m) { return sram_map_bytes(m) + sram_coarse_bytes(m); }
+static uint8_t *sram_coarse(const ot_sram *m) { return m->written + sram_map_bytes(m); }
 
 void ot_sram_written_changed(ot_sram *m) {
-  if (m && m->written) memset(sram_summary(m), 0, (uint64_t)m->partitions * sizeof(sram_span));
+  if (m && m->written) memset(sram_coarse(m), 0, sram_coarse_bytes(m));
 }
 
 ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, bool track_mm, ot_error *err) {
@@ -898,35 +897,48 @@ static void view_part_span(const ot_view *v, int64_t *lo, int64_t *hi) {
   *lo = mn, *hi = mx;
 }
 
-/* Every partition's span of the view inside its summary range: every byte it reads is written. */
-static bool view_in_summary(const ot_sram *s, const ot_view *v) {
-  int64_t lo, hi;
-  view_part_span(v, &lo, &hi);
-  uint64_t a = (uint64_t)((int64_t)v->offset + lo), b = (uint64_t)((int64_t)v->offset + hi);
-  const sram_span *sum = sram_summary(s) + v->part_start;
-  for (uint32_t p = 0; p < v->parts; p++)
-    if (a < sum[p].lo || b > sum[p].hi) return false;
-  return true;
+/* Coarse block j whole in the byte map: set its coarse bit. */
+static void coarse_update(ot_sram *s, uint64_t j) {
+  uint64_t w;
+  if (j >= (uint64_t)s->partitions * s->part_bytes / COARSE) return; /* a partial last block never counts */
+  memcpy(&w, s->written + j * (COARSE / 8), 8);
+  if (w == UINT64_MAX) s->written[sram_map_bytes(s) + (j >> 3)] |= (uint8_t)(1u << (j & 7));
 }
 
-/* A dense run of written bytes [addr, addr + n) (within one partition) joins its summary range
-** when it overlaps or touches it, or replaces it when longer. */
-static void summary_add(ot_sram *s, uint64_t addr, uint64_t n) {
-  uint64_t p = addr / s->part_bytes, a = addr % s->part_bytes, b = a + n;
-  if (!n || p >= s->partitions || b > s->part_bytes) return;
-  sram_span *r = sram_summary(s) + p;
-  if (a <= r->hi && b >= r->lo && r->hi > r->lo) {
-    if (a < r->lo) r->lo = a;
-    if (b > r->hi) r->hi = b;
-  } else if (b - a > r->hi - r->lo) {
-    r->lo = a, r->hi = b;
+/* Bytes [a, a + n) were just marked: the coarse bits of the blocks they touch. */
+static void coarse_mark(ot_sram *s, uint64_t a, uint64_t n) {
+  if (!n) return;
+  uint64_t j0 = a / COARSE, j1 = (a + n - 1) / COARSE, f0 = (a + COARSE - 1) / COARSE, f1 = (a + n) / COARSE;
+  if (f1 > f0) bits_put_range(sram_coarse(s), f0, f1 - f0, true); /* blocks inside: whole */
+  coarse_update(s, j0);
+  if (j1 != j0) coarse_update(s, j1);
+}
+
+/* Every byte of [a, b) written, from the coarse map and, for the partial blocks at the ends,
+** the byte map (true: surely written; false: look closer). */
+static bool coarse_written(const ot_sram *s, uint64_t a, uint64_t b) {
+  uint64_t f0 = (a + COARSE - 1) / COARSE, f1 = b / COARSE;
+  if (f1 <= f0) return bits_first_clear(s->written, a, b - a) == b;
+  if (bits_first_clear(sram_coarse(s), f0, f1 - f0) != f1) return false;
+  return bits_first_clear(s->written, a, f0 * COARSE - a) == f0 * COARSE &&
+         bits_first_clear(s->written, f1 * COARSE, b - f1 * COARSE) == b;
+}
+
+/* Every partition's byte span of the view written (so every byte it reads is). */
+static bool view_coarse_written(const ot_sram *s, const ot_view *v) {
+  int64_t lo, hi;
+  view_part_span(v, &lo, &hi);
+  for (uint32_t p = 0; p < v->parts; p++) {
+    uint64_t base = (uint64_t)(v->part_start + p) * s->part_bytes + v->offset;
+    if (!coarse_written(s, (uint64_t)((int64_t)base + lo), (uint64_t)((int64_t)base + hi))) return false;
   }
+  return true;
 }
 
 bool ot_view_is_written(const ot_mem_ctx *m, const ot_view *v, uint64_t *first_bad) {
   const ot_sram *s = ot_mem_sram(m, v->mem);
   if (!s || !s->written) return true;
-  if (!v->free_elems || view_in_summary(s, v)) return true;
+  if (!v->free_elems || view_coarse_written(s, v)) return true;
   ot_view_cursor c;
   ot_view_cursor_init(&c, m, v);
   ot_view_run r;
@@ -994,8 +1006,9 @@ void ot_view_mark_written(const ot_mem_ctx *m, const ot_view *v, bool by_matmul)
   ot_view_run r;
   uint64_t es = v->esize, w0, w1;
   while (ot_view_cursor_next(&c, UINT64_MAX, &r)) {
-    if (r.stride == (int64_t)es) bits_put_range(s->written, r.addr, r.n * es, true), summary_add(s, r.addr, r.n * es);
-    else for (uint64_t i = 0; i < r.n; i++) bits_put_range(s->written, run_elem(&r, i), es, true);
+    if (r.stride == (int64_t)es) bits_put_range(s->written, r.addr, r.n * es, true), coarse_mark(s, r.addr, r.n * es);
+    else
+      for (uint64_t i = 0; i < r.n; i++) bits_put_range(s->written, run_elem(&r, i), es, true), coarse_mark(s, run_elem(&r, i), es);
     if (!s->mm_written) continue;
     if (run_word_dense(&r, v->esize)) { bits_put_range(s->mm_written, r.addr / 4, r.n, by_matmul); continue; }
     for (uint64_t i = 0; i < r.n; i++) {
