@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build and run every test: install what is missing; gcc build with -Werror and ctest; clang
 # build with AddressSanitizer + UndefinedBehaviorSanitizer and -Werror and ctest; libFuzzer
-# targets (assembler, program reader, assemble-and-run) run for FUZZ_SECONDS each (default 30).  Exits non-zero on any failure.
+# targets (assembler, program reader, assemble-and-run, graph reader, safetensors reader) run for FUZZ_SECONDS each (default 30).  Exits non-zero on any failure.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh
@@ -20,10 +20,15 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
 echo "== fuzzing, ${fuzz_seconds}s per target"
-for t in asm program run; do
+for t in asm program run graph safetensors; do
   corpus=build-asan/fuzz_corpus_$t
   mkdir -p "$corpus"
-  if [ "$t" = program ]; then cp build-asan/fuzz_seeds/*.prog "$corpus"/; else cp examples/kernels/*.s "$corpus"/; fi
+  case "$t" in
+    program) cp build-asan/fuzz_seeds/*.prog "$corpus"/ ;;
+    graph) cp tests/compiler/graph_data/*.json "$corpus"/ ;;
+    safetensors) cp tests/model/data/*.safetensors "$corpus"/ ;;
+    *) cp examples/kernels/*.s "$corpus"/ ;;
+  esac
   ./build-asan/fuzz_$t -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=4096 \
     -artifact_prefix=build-asan/ "$corpus" >build-asan/fuzz_$t.log 2>&1 ||
     { tail -40 build-asan/fuzz_$t.log; echo "fuzz_$t found a failure (see build-asan/fuzz_$t.log)"; exit 1; }

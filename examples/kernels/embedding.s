@@ -1,15 +1,15 @@
-# Embedding lookup and its backward with indirect DMA, 256 tokens over a [32000, 128] table:
+# Embedding lookup and its backward with indirect DMA, 256 tokens over a [4096, 128] table:
 #   out[t, :]     = table[ids[t], :]        dma_gather: bf16 rows cast to fp32 on the way
 #   dtable[v, :] += dout[t, :] (ids[t] = v)  dma_scatter_add: fp32 read-modify-write of HBM rows
 # Two tokens per partition: partition p holds tokens p and 128 + p (K = 2 indices, 2 rows of 128).
 # dtable starts as zeros (HBM never written reads as zero); repeated ids accumulate in index
 # order p*2 + k, deterministically.
 .chip trn2
-.tensor table bf16 [32000, 128] weight
+.tensor table bf16 [4096, 128] weight
 .tensor ids int32 [256, 1] input
 .tensor dout fp32 [256, 128] input
 .tensor out fp32 [256, 128] output
-.tensor dtable fp32 [32000, 128] output
+.tensor dtable fp32 [4096, 128] output
 
 .engine sync
     # idx[p, k] = ids[p + 128k]; dout rows likewise

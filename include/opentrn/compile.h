@@ -41,4 +41,21 @@ void ot_compile_options_default(ot_compile_options *o);
 ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt, ot_program **out,
                      ot_error *err);
 
+/* Data-parallel training step across `cores` NeuronCores of one chip (docs/data-parallel.md), in
+** one program:
+**   - every graph input is split along its first dimension: core c reads its own program tensor
+**     "<input>@c<c>" holding rows [c*B/cores, (c+1)*B/cores) (B must divide among the cores);
+**   - weights and constants are one program tensor each, read by every core;
+**   - every other tensor of the forward and backward pass is per core ("<name>@c<c>");
+**   - every gradient "<w>.grad" and every scalar fp32 output (the loss) is all-reduced to the MEAN
+**     over the cores (summed in core order, then x 1/cores), so each core's loss and gradients
+**     are those of the whole batch (the loss being a mean over the batch, as single-core);
+**   - global_norm / adamw (and what depends on them) run once, on core 0, on "<w>.grad@c0",
+**     updating the shared weights (and moments) in place.
+** The all-reduce runs through HBM and DMA with remote semaphores; its instructions are tagged
+** "allreduce" (statistics by tag give its simulated time).  cores = 1 is a plain single-core
+** compile with the per-core names.  opt->stats, if set, describes core 0's forward + backward. */
+ot_status ot_compile_data_parallel(const ot_graph *g, const ot_chip *chip, unsigned cores,
+                                   const ot_compile_options *opt, ot_program **out, ot_error *err);
+
 #endif

@@ -52,6 +52,12 @@ ot_status ot_device_last_status(const ot_device *d);
 /* Load a program: it is copied (the caller keeps its own) and verified against the device's
 ** chip; every tensor must lie inside device HBM.  Replaces any loaded program and its tensors. */
 ot_status ot_device_load(ot_device *d, const ot_program *prog);
+/* Load a program but keep the values of the tensors it shares with the loaded one: a tensor of
+** the new program whose name, dtype and shape equal a tensor of the loaded program that has a
+** value takes that value (constants excepted); the other tensors start without one.  So weights
+** and KV caches stay "in device HBM" across programs (a prefill program, then decode programs
+** per context length) without being written again.  A failed load changes nothing. */
+ot_status ot_device_load_keep(ot_device *d, const ot_program *prog);
 /* Load a program file (.prog) or an assembly file (assembled in memory), told apart by the
 ** program file's magic. */
 ot_status ot_device_load_file(ot_device *d, const char *path);

@@ -81,6 +81,12 @@ ot_tid ot_graph_global_norm(ot_graph *g, const char *name, unsigned n, const ot_
 ot_tid ot_graph_adamw(ot_graph *g, const char *name, ot_tid p, ot_tid grad, ot_tid m, ot_tid v, ot_tid norm,
                       ot_tid hyper, float beta1, float beta2);
 
+/* ---- KV cache (generation: graph_ops.def KV_WRITE) ------------------------------------- */
+/* Rows [pos, pos + S) of axis 2 of cache [B, H, Smax, D] replaced by new_rows [B, H, S, D] (the
+** cache's dtype), in place: the result shares the cache's memory, so a program that writes it
+** leaves the cache tensor updated.  Returns the updated cache. */
+ot_tid ot_graph_kv_write(ot_graph *g, const char *name, ot_tid cache, ot_tid new_rows, int64_t pos);
+
 /* ---- passes ---------------------------------------------------------------------------- */
 /* Reverse-mode autodiff from a scalar loss ([1] or []): appends backward nodes and, for every
 ** weight, a gradient tensor named "<weight>.grad" marked as an output (fp32). */

@@ -31,7 +31,7 @@ struct ot_chip {
   uint32_t generation;
   uint32_t cores_per_chip;
   ot_engine_desc eng[OT_ENG_COUNT];
-  struct { uint32_t registers, semaphores, control_cycles; double sem_latency_ns; } seq;
+  struct { uint32_t registers, semaphores, control_cycles; double sem_latency_ns, remote_sem_latency_ns; } seq;
   struct {
     uint32_t rows, cols, moving_fmax, moving_fmax_16bit, stationary_fmax;
     uint32_t mm_init_latency, ls_speedup, fp32_factor, fp8_rate, mx_rate, transpose_min;

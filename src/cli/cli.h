@@ -25,6 +25,7 @@ int cli_compile(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_graph(int argc, char **argv);
 int cli_train(int argc, char **argv);
+int cli_generate(int argc, char **argv);
 
 /* True if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);

@@ -4,6 +4,7 @@
 ** loss falling and the held-out loss, generate a greedy sample, and print the simulated
 ** throughput and MFU (docs/training.md). */
 #include <opentrn/chip.h>
+#include <opentrn/cost.h>
 #include <opentrn/device.h>
 #include <opentrn/num.h>
 #include <opentrn/program.h>
@@ -26,8 +27,9 @@ static const char demo_usage[] =
   "  Show CHIP (default trn2) in brief, run the tiled bf16 matmul kernel checked against a C\n"
   "  matmul, then train a tiny GPT (byte-level, 2 layers, d = 64) on the King James Bible\n"
   "  (public domain; scripts/fetch_kjv.sh, Debian bible-kjv) for N steps (default 400, a few\n"
-  "  minutes on 2 cores; --quick: 40) on the simulated CHIP, and generate N bytes (default 200)\n"
-  "  greedily.  One compiled program per step runs forward, backward, clipping and AdamW.\n";
+  "  minutes on 2 cores; --quick: 40) on the simulated CHIP, and generate N bytes (default 200,\n"
+  "  sampled at temperature 0.6; half as many greedily).  One compiled program per step runs\n"
+  "  forward, backward, clipping and AdamW.\n";
 
 typedef struct {
   const char *chip, *data;
@@ -133,26 +135,33 @@ done:
 
 /* ---- training a tiny GPT -------------------------------------------------------------------- */
 
-static int demo_sample(trainer *t, uint32_t n) {
-  static const char prompt[] = "And God said";
+/* Print the continuation of prompt: greedy (temperature 0) or sampled with a fixed seed. */
+static int demo_generate(trainer *t, const char *prompt, uint32_t n, double temperature) {
   ot_error err;
   const ot_tokenizer *tok = train_tokenizer(t);
   uint32_t *ids = NULL, *out = NULL;
-  size_t count;
+  size_t count, len;
   char *text = NULL;
-  size_t len;
-  double t0 = demo_now();
-  printf("\n== 4. a greedy sample (%u bytes; the whole window is recomputed per byte)\n", n);
+  int rc = CLI_OK;
   if (ot_tokenizer_encode(tok, prompt, strlen(prompt), 0, &ids, &count, &err) ||
-      train_generate(t, ids, count, n, &out, &err) || ot_tokenizer_decode(tok, out, n, &text, &len, &err)) {
-    free(ids);
-    free(out);
-    return fail(&err, "generation");
-  }
-  printf("%s%s\n(%.1f s host time)\n", prompt, text, demo_now() - t0);
+      train_generate(t, ids, count, n, temperature, 1, &out, &err) || ot_tokenizer_decode(tok, out, n, &text, &len, &err))
+    rc = fail(&err, "generation");
+  else
+    printf("%s%s\n", prompt, text);
   free(ids);
   free(out);
   free(text);
+  return rc;
+}
+
+static int demo_sample(trainer *t, uint32_t n) {
+  double t0 = demo_now();
+  printf("\n== 4. samples (the whole window is recomputed per byte on the simulated chip)\n"
+         "greedy, %u bytes (a model this small soon repeats its likeliest word):\n", n / 2);
+  if (demo_generate(t, "And God said", n / 2, 0.0)) return CLI_REJECTED;
+  printf("\nsampled at temperature 0.6 (seed 1), %u bytes:\n", n);
+  if (demo_generate(t, "And God said", n, 0.6)) return CLI_REJECTED;
+  printf("(%.1f s host time)\n", demo_now() - t0);
   return CLI_OK;
 }
 
@@ -176,6 +185,35 @@ static void demo_train_opts(train_opts *o, const demo_opts *d, const ot_model_co
   o->no_summary = true;
 }
 
+/* What this run cost at AWS list prices (cost module defaults, docs/cost.md): the simulated time
+** on one of the chip's NeuronCores against an H100 doing the same 6N FLOPs at the cost model's
+** MFU (a roofline model, not a measurement). */
+static void demo_cost(const char *chip_name, double sim_s, double flops_6n) {
+  ot_error err;
+  ot_error_clear(&err);
+  ot_cost_params *p = NULL;
+  ot_chip *chip = NULL;
+  if (ot_cost_params_new(&p, &err) || ot_chip_open(chip_name, &chip, &err)) {
+    printf("cost: not available (%s)\n", err.msg);
+    ot_cost_params_free(p);
+    return;
+  }
+  char key[64];
+  snprintf(key, sizeof key, "%s.price_aws", chip_name);
+  double trn_price = ot_cost_param(p, key), h100_price = ot_cost_param(p, "h100.price_aws");
+  double h100_peak = ot_cost_param(p, "h100.peak_bf16_tflops") * 1e12, mfu = ot_cost_param(p, "mfu");
+  int cores = ot_chip_cores(chip);
+  if (trn_price > 0 && h100_peak > 0 && mfu > 0 && cores > 0) {
+    double trn = sim_s / 3600 * trn_price / cores, h100_s = flops_6n / (h100_peak * mfu), h100 = h100_s / 3600 * h100_price;
+    printf("cost of this run at AWS list prices: %s $%.3g (one of %d NeuronCores for %.3f s at $%.3f per chip-hour); H100 $%.3g\n"
+           "  (the same %.3g FLOPs in %.3g s at MFU %.2f -- a roofline model, not a measurement; %s/H100 = %.0fx, the tiny\n"
+           "  model's MFU: 'opentrn cost --model gpt2 --task train --tokens 1e9' prices a real one with every assumption)\n",
+           chip_name, trn, cores, sim_s, trn_price, h100, flops_6n, h100_s, mfu, chip_name, h100 > 0 ? trn / h100 : 0);
+  }
+  ot_chip_free(chip);
+  ot_cost_params_free(p);
+}
+
 static void demo_summary(trainer *t, const char *chip, double wall) {
   train_totals s;
   train_get_totals(t, &s);
@@ -190,6 +228,13 @@ static void demo_summary(trainer *t, const char *chip, double wall) {
          s.steps, (unsigned long long)s.tokens, (double)s.first_loss, (double)s.last_loss, s.last_eval, chip, sim,
          sim * 1e3 / s.steps, sim > 0 ? (double)s.tokens / sim : 0, s.mfu_sum / s.steps * 100, s.mfu_6n_sum / s.steps * 100,
          "about 70% MFU", wall, wall / s.steps);
+  ot_chip *c = NULL;
+  ot_error err;
+  ot_error_clear(&err);
+  if (!ot_chip_open(chip, &c, &err)) { /* 6N FLOPs from the analytic MFU: mfu_6n x peak x time */
+    demo_cost(chip, sim, s.mfu_6n_sum / s.steps * ot_chip_peak_tflops_core(c, "bf16") * 1e12 * sim);
+    ot_chip_free(c);
+  }
 }
 
 static int demo_train(const demo_opts *d) {

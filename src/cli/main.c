@@ -23,6 +23,7 @@ static const cli_command commands[] = {
   {"cost",   cli_cost,   "cost of training or serving on simulated Trainium chips vs NVIDIA GPUs"},
   {"report", cli_report, "one self-contained HTML report (charts) from run statistics, loss and cost"},
   {"train",  cli_train,  "train a GPT-2 or Llama model on a text file on a simulated chip (docs/training.md)"},
+  {"generate", cli_generate, "generate text with a GPT-2 or Llama model on a simulated chip (docs/generation.md)"},
   {"demo",   cli_demo,   "the main job: show the trn2 chip, assemble, verify and disassemble a kernel"},
 };
 

@@ -354,6 +354,11 @@ static ot_status ad_bwd_ROPE(ad_ctx *c, const ot_gnode *n, ot_tid dy) {
 }
 
 static ot_status ad_bwd_ATTENTION(ad_ctx *c, const ot_gnode *n, ot_tid dy) {
+  int64_t sq = ad_shape_of(c, n->in[0]).shape[2], skv = ad_shape_of(c, n->in[1]).shape[2];
+  if (sq != skv) /* attention over a KV cache is for generation only */
+    return ot_error_set(c->err, OT_EUNSUPPORTED, "autodiff of node '%s' (attention): %lld queries against %lld keys "
+                        "(a KV cache) has no backward; supported: as many keys as queries", n->name, (long long)sq,
+                        (long long)skv);
   ot_tid in[5] = {n->in[0], n->in[1], n->in[2], n->out[0], dy};
   return ad_fused(c, n, OT_GOP_ATTENTION_BWD, in, 5, n->in, 3);
 }
@@ -542,6 +547,13 @@ AD_UNSUPPORTED(CROSS_ENTROPY_BWD)
 AD_UNSUPPORTED(GLOBAL_NORM)
 AD_UNSUPPORTED(ADAMW)
 #undef AD_UNSUPPORTED
+
+/* Writing a KV cache is an inference step: nothing to differentiate. */
+static ot_status ad_bwd_KV_WRITE(ad_ctx *c, const ot_gnode *n, ot_tid dy) {
+  (void)dy;
+  return ot_error_set(c->err, OT_EUNSUPPORTED, "autodiff: node '%s' (kv_write) lies between the weights and the "
+                      "loss; kv_write (a KV-cache update for generation) has no backward", n->name);
+}
 
 static const ad_fn ad_table[OT_GOP_COUNT] = {
 #define GOP(id, name, nin, nout, attrs, doc) ad_bwd_##id,

@@ -31,6 +31,7 @@ lower_fn lower_for(ot_gop op) {
   case OT_GOP_MATMUL: return lower_matmul;
   case OT_GOP_LINEAR: return lower_linear;
   case OT_GOP_RESHAPE: return lower_reshape;
+  case OT_GOP_KV_WRITE: return lower_kv_write;
   default: {
     lower_fn f = lower_for_elementwise(op);
     if (!f) f = lower_for_attention(op);
@@ -100,6 +101,93 @@ static void fuse_residual(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   }
 }
 
+/* ---- attention head split and merge ---------------------------------------------------------- */
+/* A transpose swapping axes 1 and 2 of a 4-D tensor: [B, S, H, D] <-> [B, H, S, D]. */
+static bool is_head_swap(const ot_gnode *n, const ot_gtensor *x) {
+  if (n->op != OT_GOP_TRANSPOSE || x->ndim != 4 || n->n_list != 4) return false;
+  return n->list[0] == 0 && n->list[1] == 2 && n->list[2] == 1 && n->list[3] == 3;
+}
+
+/* A reshape of row-major [.., H*D] rows into [B, S, H, D] (the same bytes, heads split). */
+static bool is_head_split(const ot_graph *g, const ot_gnode *r) {
+  if (r->op != OT_GOP_RESHAPE) return false;
+  const ot_gtensor *x = &g->t[r->in[0]], *y = &g->t[r->out[0]];
+  return y->ndim == 4 && x->ndim >= 1 && x->shape[x->ndim - 1] == y->shape[2] * y->shape[3];
+}
+
+/* Attention input j = transpose(0,2,1,3) of reshape(x) [B,S,H,D], neither with another use: the
+** transpose is folded (the attention reads each head's [S, D] rows straight out of x with a
+** row stride of H*D; lower_attn.c's attn_view); the reshape stays an alias. */
+static bool fuse_attention_input(lower_ctx *c, const uint32_t *uses, ot_tid t) {
+  const ot_graph *g = c->g;
+  int32_t p = g->t[t].producer;
+  if (p < 0 || c->fused_away[p] || uses[t] != 1 || g->t[t].is_output) return false;
+  ot_tid x = g->node[p].in[0];
+  int32_t r = g->t[x].producer;
+  if (!is_head_swap(&g->node[p], &g->t[x]) || r < 0 || uses[x] != 1 || g->t[x].is_output) return false;
+  if (!is_head_split(g, &g->node[r]) || g->t[g->node[r].in[0]].is_output) return false;
+  c->fused_away[p] = true;
+  c->hbm_alias[t] = x;
+  return true;
+}
+
+/* A split along the last axis whose every output only feeds a folded head split: the views read
+** the columns of its input directly (no copies). */
+static void fuse_attention_split(lower_ctx *c, const uint32_t *uses, uint32_t i) {
+  const ot_graph *g = c->g;
+  const ot_gnode *n = &g->node[i];
+  if (n->op != OT_GOP_SPLIT || c->fused_away[i]) return;
+  const ot_gtensor *x = &g->t[n->in[0]];
+  int64_t axis = n->i[0] < 0 ? n->i[0] + x->ndim : n->i[0];
+  if (axis != (int64_t)x->ndim - 1 || x->is_output) return;
+  for (uint32_t k = 0; k < n->n_out; k++) {
+    ot_tid o = n->out[k];
+    if (uses[o] != 1 || g->t[o].is_output) return;
+    bool viewed = false;
+    for (uint32_t j = 0; j < g->n_node && !viewed; j++) {
+      const ot_gnode *r = &g->node[j];
+      if (r->op != OT_GOP_RESHAPE || r->in[0] != o) continue;
+      for (uint32_t m = 0; m < g->n_node && !viewed; m++)
+        viewed = c->fused_away[m] && g->node[m].op == OT_GOP_TRANSPOSE && g->node[m].in[0] == r->out[0];
+    }
+    if (!viewed) return;
+  }
+  c->fused_away[i] = true;
+  for (uint32_t k = 0; k < n->n_out; k++) c->hbm_alias[n->out[k]] = n->in[0];
+}
+
+/* The attention output y [B,H,S,D] feeding only transpose(0,2,1,3): the attention writes each
+** head's rows into the transpose's [B,S,H,D] output (row stride H*D), which the merging reshape
+** then aliases. */
+static void fuse_attention_output(lower_ctx *c, const uint32_t *uses, ot_tid y) {
+  const ot_graph *g = c->g;
+  if (uses[y] != 1 || g->t[y].is_output) return;
+  for (uint32_t j = 0; j < g->n_node; j++) {
+    const ot_gnode *m = &g->node[j];
+    if (m->n_in < 1 || m->in[0] != y) continue;
+    if (!is_head_swap(m, &g->t[y]) || c->fused_away[j]) return;
+    c->fused_away[j] = true;
+    c->hbm_alias[y] = m->out[0];
+    return;
+  }
+}
+
+/* Fold the head split (split + reshape + transpose) and merge (transpose + reshape) around an
+** attention with as many keys as queries into the attention's loads and stores: each was an
+** HBM-to-HBM copy with 128-byte runs. */
+static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
+  const ot_graph *g = c->g;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (n->op != OT_GOP_ATTENTION || n->n_in < 3 || n->n_out < 1) continue;
+    const ot_gtensor *q = &g->t[n->in[0]], *k = &g->t[n->in[1]];
+    if (q->ndim != 4 || k->ndim != 4 || q->shape[2] != k->shape[2]) continue;
+    for (unsigned j = 0; j < 3; j++) fuse_attention_input(c, uses, n->in[j]);
+    fuse_attention_output(c, uses, n->out[0]);
+  }
+  for (uint32_t i = 0; i < g->n_node; i++) fuse_attention_split(c, uses, i);
+}
+
 /* Fold (1) a transpose of the last two axes into the matmul that consumes it as a: the GEMM
 ** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
 ** linear whose result has no other use: the activation runs while the result leaves PSUM. */
@@ -130,6 +218,7 @@ static void fuse(lower_ctx *c, const uint32_t *uses) {
     c->hbm_alias[x] = n->out[0]; /* the matmul writes the activation's output directly */
   }
   for (uint32_t i = 0; i < g->n_node; i++) fuse_residual(c, uses, i);
+  fuse_attention_views(c, uses);
 }
 
 /* ---- HBM placement ---------------------------------------------------------------------------- */
@@ -158,6 +247,7 @@ static ot_status place_tensors(lower_ctx *c) {
       c->hbm_alias[n->out[1]] = n->in[2];
       c->hbm_alias[n->out[2]] = n->in[3];
     }
+    if (n->op == OT_GOP_KV_WRITE) c->hbm_alias[n->out[0]] = n->in[0]; /* in place: the cache */
   }
   bool *placed = calloc(g->n_t ? g->n_t : 1, sizeof *placed);
   if (!placed) return kir_fail(c->k, OT_ENOMEM, "out of memory");
@@ -165,11 +255,18 @@ static ot_status place_tensors(lower_ctx *c) {
     ot_tid r = alias_root(c, (ot_tid)t);
     if (placed[r]) continue;
     const ot_gtensor *x = &g->t[r];
+    placed[r] = true;
+    if (c->preplaced && c->preplaced[r].index >= 0) { c->hbm[r] = c->preplaced[r]; continue; } /* shared */
     uint64_t shape[OT_GRAPH_MAX_DIMS];
     unsigned nd = x->ndim ? x->ndim : 1;
     for (unsigned d = 0; d < nd; d++) shape[d] = x->ndim ? (uint64_t)x->shape[d] : 1;
-    kir_tensor(c->k, x->name, (ot_dtype)x->dtype, nd, shape, tensor_role(x), x->data, &c->hbm[r]);
-    placed[r] = true;
+    const char *name = x->name;
+    char named[320];
+    if (c->name_suffix && *c->name_suffix && (x->role == OT_GROLE_INPUT || x->role == OT_GROLE_VALUE)) {
+      snprintf(named, sizeof named, "%s%s", x->name, c->name_suffix);
+      name = named;
+    }
+    kir_tensor(c->k, name, (ot_dtype)x->dtype, nd, shape, tensor_role(x), x->data, &c->hbm[r]);
   }
   for (uint32_t t = 0; t < g->n_t; t++) c->hbm[t] = c->hbm[alias_root(c, (ot_tid)t)];
   free(placed);
@@ -223,7 +320,10 @@ static ot_status lower_all(lower_ctx *c) {
     const ot_gnode *n = &c->g->node[i];
     if (c->fused_away[i]) continue;
     kir_set_origin(c->k, n->name);
-    lower_for((ot_gop)n->op)(c, n);
+    if (n->op == OT_GOP_ATTENTION && c->g->t[n->in[0]].shape[2] != c->g->t[n->in[1]].shape[2])
+      lower_attention_kv(c, n); /* decode: queries against a longer KV cache */
+    else
+      lower_for((ot_gop)n->op)(c, n);
   }
   return kir_status(c->k);
 }
@@ -243,6 +343,37 @@ static void stats_fill(const lower_ctx *c, ot_compile_stats *out) {
     if (c->fused_away[i]) out->nodes_fused++;
     else out->nodes_lowered++;
   }
+}
+
+ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt,
+                           const lower_place_opts *po, kir_hbm *hbm_out, ot_compile_stats *stats, ot_error *err) {
+  lower_ctx c;
+  if (ctx_init(&c, g, chip, opt)) {
+    ctx_free(&c);
+    return ot_error_set(err, OT_ENOMEM, "out of memory");
+  }
+  c.k = k;
+  if (po) {
+    c.name_suffix = po->name_suffix;
+    c.preplaced = po->preplaced;
+  }
+  uint32_t *uses = count_uses(g);
+  if (!uses) kir_fail(k, OT_ENOMEM, "out of memory");
+  else if (opt->fuse) fuse(&c, uses);
+  free(uses);
+  ot_status st = OT_OK;
+  if (!kir_status(k) && (st = check_lowerable(&c, err))) {
+    ctx_free(&c);
+    return st;
+  }
+  if (!kir_status(k)) place_tensors(&c);
+  if (!kir_status(k)) lower_all(&c);
+  st = kir_status(k);
+  if (st) ot_error_set(err, st, "%s", kir_error(k)->msg);
+  if (!st && hbm_out) memcpy(hbm_out, c.hbm, (g->n_t ? g->n_t : 1) * sizeof *hbm_out);
+  if (!st && stats) stats_fill(&c, stats);
+  ctx_free(&c);
+  return st;
 }
 
 ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt, ot_program **out,

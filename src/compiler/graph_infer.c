@@ -41,6 +41,7 @@ static const gop_inputs op_inputs[OT_GOP_COUNT] = {
   [OT_GOP_REDUCE_MEAN] = {{"x"}, "f"},
   [OT_GOP_CROSS_ENTROPY] = {{"logits", "targets"}, "fi"},
   [OT_GOP_CAST] = {{"x"}, "a"},
+  [OT_GOP_KV_WRITE] = {{"cache", "new"}, "ff"},
   [OT_GOP_SOFTMAX_BWD] = {{"y", "dy"}, "ff"},
   [OT_GOP_LAYERNORM_BWD] = {{"x", "gamma", "dy"}, "fff"},
   [OT_GOP_RMSNORM_BWD] = {{"x", "gamma", "dy"}, "fff"},
@@ -246,22 +247,41 @@ static bool infer_rope(ictx *c) {
   return infer_same(c);
 }
 
-/* q [B, Hq, S, D], k and v [B, Hkv, S, D] with Hq a multiple of Hkv. */
-static bool attention_shapes(ictx *c) {
+/* q [B, Hq, S, D], k and v [B, Hkv, S, D] with Hq a multiple of Hkv; with kv_longer (the
+** forward), k and v may hold more keys than q has rows (a KV cache). */
+static bool attention_shapes(ictx *c, bool kv_longer) {
   const ot_gtensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
   for (unsigned j = 0; j < 3; j++)
     if (!need_rank(c, j, 4, 4)) return false;
   if (!same_shape(k, v)) return bad(c, "%s and %s: k and v must have the same shape", D(c, 1), D(c, 2));
-  if (k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] || k->shape[3] != q->shape[3])
-    return bad(c, "%s and %s: k must be [B, Hkv, S, D] with q's B = %lld, S = %lld and D = %lld", D(c, 0), D(c, 1),
-               (long long)q->shape[0], (long long)q->shape[2], (long long)q->shape[3]);
+  bool s_ok = kv_longer ? k->shape[2] >= q->shape[2] : k->shape[2] == q->shape[2];
+  if (k->shape[0] != q->shape[0] || !s_ok || k->shape[3] != q->shape[3])
+    return bad(c, "%s and %s: k must be [B, Hkv, %s, D] with q's B = %lld, S = %lld and D = %lld", D(c, 0), D(c, 1),
+               kv_longer ? "Skv >= S" : "S", (long long)q->shape[0], (long long)q->shape[2], (long long)q->shape[3]);
   if (q->shape[1] % k->shape[1])
     return bad(c, "%s and %s: q's heads %lld must be a multiple of k's heads %lld (grouped-query attention)", D(c, 0),
                D(c, 1), (long long)q->shape[1], (long long)k->shape[1]);
   return true;
 }
 
-static bool infer_attention(ictx *c) { return attention_shapes(c) && infer_same(c); }
+static bool infer_attention(ictx *c) { return attention_shapes(c, true) && infer_same(c); }
+
+/* cache [B, H, Smax, D], new [B, H, S, D] of the cache's dtype, pos + S <= Smax; y is the cache. */
+static bool infer_kv_write(ictx *c) {
+  const ot_gtensor *kc = c->in[0], *nw = c->in[1];
+  int64_t pos = c->n->i[0];
+  if (!need_rank(c, 0, 4, 4) || !need_rank(c, 1, 4, 4)) return false;
+  if (kc->shape[0] != nw->shape[0] || kc->shape[1] != nw->shape[1] || kc->shape[3] != nw->shape[3])
+    return bad(c, "%s and %s: new must be [B, H, S, D] with the cache's B = %lld, H = %lld and D = %lld", D(c, 0),
+               D(c, 1), (long long)kc->shape[0], (long long)kc->shape[1], (long long)kc->shape[3]);
+  if (kc->dtype != nw->dtype)
+    return bad(c, "%s is %s and %s is %s: new must have the cache's dtype", D(c, 0), ot_dtype_name((ot_dtype)kc->dtype),
+               D(c, 1), ot_dtype_name((ot_dtype)nw->dtype));
+  if (pos < 0 || pos + nw->shape[2] > kc->shape[2])
+    return bad(c, "pos %lld with %lld new rows: rows %lld..%lld lie outside the cache's %lld rows", (long long)pos,
+               (long long)nw->shape[2], (long long)pos, (long long)(pos + nw->shape[2] - 1), (long long)kc->shape[2]);
+  return infer_same(c);
+}
 
 static bool infer_transpose(ictx *c) {
   const ot_gtensor *x = c->in[0];
@@ -454,7 +474,7 @@ static bool infer_embedding_bwd(ictx *c) {
 }
 
 static bool infer_attention_bwd(ictx *c) {
-  if (!attention_shapes(c) || !need_same(c, 0, 3) || !need_same(c, 0, 4)) return false;
+  if (!attention_shapes(c, false) || !need_same(c, 0, 3) || !need_same(c, 0, 4)) return false;
   for (unsigned k = 0; k < 3; k++) copy_out(&c->out[k], c->in[k], c->in[k]->dtype);
   return true;
 }
@@ -539,6 +559,7 @@ static const infer_fn infer_table[OT_GOP_COUNT] = {
   [OT_GOP_REDUCE_MEAN] = infer_reduce,
   [OT_GOP_CROSS_ENTROPY] = infer_cross_entropy,
   [OT_GOP_CAST] = infer_cast,
+  [OT_GOP_KV_WRITE] = infer_kv_write,
   [OT_GOP_SOFTMAX_BWD] = infer_softmax_bwd,
   [OT_GOP_LAYERNORM_BWD] = infer_norm_bwd,
   [OT_GOP_RMSNORM_BWD] = infer_norm_bwd,

@@ -465,16 +465,20 @@ static ot_status ref_ROPE(const ref_ctx *c) {
 
 typedef struct {
   int64_t b, hq, hkv, s, d;
+  int64_t skv;      /* keys per kv head: s, or more for attention over a KV cache */
   float scale;
   bool causal;
 } ref_attn;
 
 static ot_status ref_attn_shape(const ref_ctx *c, ref_attn *a) {
   const ot_gtensor *q = ref_in_t(c, 0), *k = ref_in_t(c, 1), *v = ref_in_t(c, 2);
+  bool fwd = c->n->op == OT_GOP_ATTENTION; /* only the forward takes a KV cache (Skv > S) */
   if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4 || memcmp(k->shape, v->shape, sizeof k->shape) ||
-      q->shape[0] != k->shape[0] || q->shape[2] != k->shape[2] || q->shape[3] != k->shape[3] ||
-      k->shape[1] < 1 || q->shape[1] % k->shape[1])
-    return ref_shape_fail(c, "q [B, Hq, S, D], k and v [B, Hkv, S, D] with Hq a multiple of Hkv");
+      q->shape[0] != k->shape[0] || (fwd ? k->shape[2] < q->shape[2] : q->shape[2] != k->shape[2]) ||
+      q->shape[3] != k->shape[3] || k->shape[1] < 1 || q->shape[1] % k->shape[1])
+    return ref_shape_fail(c, "q [B, Hq, S, D], k and v [B, Hkv, Skv, D] with Hq a multiple of Hkv and Skv >= S "
+                             "(Skv = S for the backward)");
+  a->skv = k->shape[2];
   a->b = q->shape[0];
   a->hq = q->shape[1];
   a->hkv = k->shape[1];
@@ -487,7 +491,7 @@ static ot_status ref_attn_shape(const ref_ctx *c, ref_attn *a) {
 
 /* Probabilities p[0..n) of query row qi against keys kb (rows of D); returns n = keys seen. */
 static int64_t ref_attn_probs(const ref_attn *a, const float *qi, const float *kb, int64_t i, float *p) {
-  int64_t n = a->causal ? i + 1 : a->s;
+  int64_t n = a->causal ? i + 1 + (a->skv - a->s) : a->skv; /* the last query sees the last key */
   float mx = -INFINITY, sum = 0.0f;
   for (int64_t j = 0; j < n; j++) {
     float dot = 0.0f;
@@ -505,14 +509,14 @@ static int64_t ref_attn_probs(const ref_attn *a, const float *qi, const float *k
 
 /* Query head h reads kv head h / (Hq/Hkv) (repeat_interleave, as Hugging Face's repeat_kv). */
 static int64_t ref_attn_kv(const ref_attn *a, int64_t b, int64_t h) {
-  return ((b * a->hkv + h / (a->hq / a->hkv)) * a->s) * a->d;
+  return ((b * a->hkv + h / (a->hq / a->hkv)) * a->skv) * a->d;
 }
 
 static ot_status ref_ATTENTION(const ref_ctx *c) {
   ref_attn a;
   ot_status st = ref_attn_shape(c, &a);
   if (st) return st;
-  float *p = malloc((size_t)(a.s > 0 ? a.s : 1) * sizeof *p);
+  float *p = malloc((size_t)(a.skv > 0 ? a.skv : 1) * sizeof *p);
   if (!p) return ref_fail(c, OT_ENOMEM, "out of memory for the attention scores");
   for (int64_t b = 0; b < a.b; b++)
     for (int64_t h = 0; h < a.hq; h++)
@@ -727,6 +731,22 @@ static ot_status ref_CAST(const ref_ctx *c) {
   int64_t n = ot_gtensor_elems(ref_in_t(c, 0));
   ot_dtype dt = (ot_dtype)ref_out_t(c, 0)->dtype;
   for (int64_t i = 0; i < n; i++) ref_out(c, 0)[i] = ref_round_to(ref_in(c, 0)[i], dt);
+  return OT_OK;
+}
+
+/* ---- KV cache ----------------------------------------------------------------------------- */
+/* y = cache with rows [pos, pos + S) of axis 2 (per batch and head) replaced by new. */
+static ot_status ref_KV_WRITE(const ref_ctx *c) {
+  const ot_gtensor *kc = ref_in_t(c, 0), *nw = ref_in_t(c, 1);
+  int64_t pos = c->n->i[0];
+  if (kc->ndim != 4 || nw->ndim != 4 || pos < 0 || pos + nw->shape[2] > kc->shape[2] || kc->shape[3] != nw->shape[3] ||
+      kc->shape[0] * kc->shape[1] != nw->shape[0] * nw->shape[1])
+    return ref_shape_fail(c, "cache [B, H, Smax, D], new [B, H, S, D], pos + S <= Smax");
+  int64_t bh = kc->shape[0] * kc->shape[1], smax = kc->shape[2], s = nw->shape[2], d = kc->shape[3];
+  float *y = ref_out(c, 0);
+  memcpy(y, ref_in(c, 0), (size_t)(bh * smax * d) * sizeof *y);
+  for (int64_t r = 0; r < bh; r++)
+    memcpy(y + (r * smax + pos) * d, ref_in(c, 1) + r * s * d, (size_t)(s * d) * sizeof *y);
   return OT_OK;
 }
 

@@ -49,6 +49,19 @@ ot_status kir_new(const ot_chip *chip, ot_program *prog, kir **out, ot_error *er
   return OT_OK;
 }
 
+ot_status kir_new_core(const ot_chip *chip, ot_program *prog, uint32_t core, kir **out, ot_error *err) {
+  if (core >= chip->cores_per_chip)
+    return ot_error_set(err, OT_EINVAL, "core %u: chip %s has cores 0..%u", core, chip->name, chip->cores_per_chip - 1);
+  ot_status st = kir_new(chip, prog, out, err);
+  if (st) return st;
+  (*out)->core = core;
+  (*out)->multi_core = true;
+  return OT_OK;
+}
+
+uint32_t kir_core(const kir *k) { return k->core; }
+uint32_t kir_free_sem_base(const kir *k) { return OT_ENG_COUNT + k->queues; }
+
 void kir_free(kir *k) {
   if (!k) return;
   for (int e = 0; e < OT_ENG_COUNT; e++) {
@@ -118,10 +131,18 @@ ot_status kir_tensor(kir *k, const char *name, ot_dtype dt, unsigned ndim, const
   t.role = (uint8_t)role;
   t.ndim = (uint8_t)ndim;
   for (unsigned d = 0; d < ndim; d++) t.shape[d] = shape[d];
+  if (k->multi_core) /* other cores' kirs place tensors in the same program: go after them all */
+    for (uint32_t i = 0; i < k->prog->n_tensors; i++) {
+      uint64_t end = k->prog->tensors[i].offset + ot_tensor_bytes(&k->prog->tensors[i]);
+      if (end > k->hbm_next) k->hbm_next = end;
+    }
   t.offset = (k->hbm_next + 63) & ~(uint64_t)63;
   t.data = (uint8_t *)data;
   uint64_t bytes = ot_tensor_bytes(&t);
-  if (t.offset + bytes > k->chip->hbm.bytes / (k->chip->cores_per_chip ? k->chip->cores_per_chip : 1))
+  if (k->multi_core && t.offset + bytes > k->chip->hbm.bytes)
+    return kir_fail(k, OT_ENOMEM, "tensor '%s' (%llu bytes) does not fit in HBM (%llu of %llu bytes used)", name,
+                    (unsigned long long)bytes, (unsigned long long)t.offset, (unsigned long long)k->chip->hbm.bytes);
+  if (!k->multi_core && t.offset + bytes > k->chip->hbm.bytes / (k->chip->cores_per_chip ? k->chip->cores_per_chip : 1))
     return kir_fail(k, OT_ENOMEM, "tensor '%s' (%llu bytes) does not fit in the core's share of HBM (%llu of %llu bytes used)",
                     name, (unsigned long long)bytes, (unsigned long long)t.offset,
                     (unsigned long long)(k->chip->hbm.bytes / (k->chip->cores_per_chip ? k->chip->cores_per_chip : 1)));

@@ -47,6 +47,16 @@ typedef struct {
 } kir_hbm;
 
 ot_status kir_new(const ot_chip *chip, ot_program *prog, kir **out, ot_error *err);
+/* A kir writing the streams of NeuronCore `core` of a multi-core program (kir_new = core 0 alone).
+** Several kirs may share one program, one per core: each has its own engines, queues and
+** semaphores (semaphore ids are per core), and kir_tensor places new tensors after every tensor
+** already in the program (HBM is the chip's), up to the chip's whole HBM.  Nothing orders two
+** cores' accesses except the remote-semaphore calls below (kir_remote_signal / kir_remote_wait). */
+ot_status kir_new_core(const ot_chip *chip, ot_program *prog, uint32_t core, kir **out, ot_error *err);
+uint32_t kir_core(const kir *k);
+/* The first semaphore id kir leaves free (ids below are its engines' and queues' progress
+** semaphores): cross-core protocols use ids from here up to chip->seq.semaphores - 1. */
+uint32_t kir_free_sem_base(const kir *k);
 void kir_free(kir *k);
 const ot_chip *kir_chip(const kir *k);
 ot_program *kir_program(kir *k);
@@ -102,6 +112,17 @@ ot_status kir_ts(kir *k, ot_engine e, ot_ap dst, ot_ap src, int op0, float s0, c
                  float s1, const ot_ap *s1_ap);
 ot_status kir_reduce(kir *k, ot_ap dst, ot_ap src, int alu, unsigned axes, bool negate);
 ot_status kir_memset(kir *k, ot_engine e, ot_ap dst, float v);
+
+/* ---- cross-core synchronisation (remote semaphores; lower_collective.c) --------------------- */
+/* Engine e waits until everything emitted so far on this core has completed (every engine's
+** last instruction, every queue's last transfer), then sends `sem_inc sem, core=c` to each core c
+** whose bit is set in cores_mask (this core's bit is ignored).  What the core did before is thus
+** ordered before whatever the signalled cores do after waiting for it. */
+ot_status kir_remote_signal(kir *k, ot_engine e, uint64_t cores_mask, uint32_t sem);
+/* Engine e waits for sem >= value (increments sent by other cores); the n HBM patterns in aps are
+** then treated as written by e at that wait, so every later access to them on this core waits for
+** it (they are what the other cores wrote before signalling). */
+ot_status kir_remote_wait(kir *k, ot_engine e, uint32_t sem, int32_t value, const ot_ap *aps, unsigned n);
 
 /* ---- finishing ----------------------------------------------------------------------------- */
 /* Resolve engine semaphore counts, add the final waits (Sync waits for every queue) and halts,

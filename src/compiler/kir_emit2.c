@@ -1,7 +1,15 @@
 /* More instruction shorthands (kir_more.h). */
 #include <string.h>
 
+#include "compiler/kir_int.h"
 #include "compiler/kir_more.h"
+
+bool kir_window_order(kir *k, bool schedule) {
+  bool was = k->schedule;
+  kir_flush(k);
+  kir_set_schedule(k, schedule);
+  return was;
+}
 
 ot_status kir_stt(kir *k, ot_ap dst, ot_ap a, int op0, float s0, const ot_ap *s0_ap, int op1, ot_ap b) {
   ot_insn in;

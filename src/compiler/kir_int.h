@@ -76,6 +76,8 @@ struct kir {
   kir_map map[3];              /* SBUF, PSUM, HBM */
   kir_heap heap[2];            /* SBUF, PSUM */
   uint64_t hbm_next;
+  uint32_t core;               /* the NeuronCore whose streams this kir writes (kir_new: 0) */
+  bool multi_core;             /* kir_new_core: other kirs share the program's HBM */
   char origin[128];
   uint32_t tag;
   kir_tag *tags;

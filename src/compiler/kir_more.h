@@ -17,5 +17,10 @@ ot_status kir_reciprocal(kir *k, ot_ap dst, ot_ap src);
 ot_status kir_iota(kir *k, ot_ap dst, int32_t base, int32_t pmul, const int32_t steps[4]);
 /* A DMA transpose dst [b, a] <- src [a, b] (2- or 4-byte types), issued like kir_dma. */
 ot_status kir_dma_transpose(kir *k, ot_ap dst, ot_ap src, ot_engine issuer);
+/* Place every instruction emitted so far (list-scheduled as usual), then list-schedule the
+** instructions that follow or not (schedule); returns the previous setting, to restore with a
+** second call.  For kernels whose emission order is already a good software pipeline, which
+** the list schedule (blind to DMA bandwidth sharing and buffer rotation) can only make burstier. */
+bool kir_window_order(kir *k, bool schedule);
 
 #endif

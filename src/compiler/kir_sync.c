@@ -293,11 +293,55 @@ ot_status kir_place_dma(kir *k, const ot_insn *dma, ot_engine issuer) {
   return k->st;
 }
 
+/* ---- cross-core synchronisation ------------------------------------------------------------- */
+ot_status kir_remote_signal(kir *k, ot_engine e, uint64_t cores_mask, uint32_t sem) {
+  if (kir_flush(k) || k->st) return k->st;
+  if (sem < kir_free_sem_base(k) || sem >= k->chip->seq.semaphores)
+    return kir_fail(k, OT_EINVAL, "remote semaphore s%u: kir leaves s%u..s%u free", sem, kir_free_sem_base(k),
+                    k->chip->seq.semaphores - 1);
+  int32_t need[KIR_SRC_COUNT];
+  for (int s = 0; s < OT_ENG_COUNT; s++) need[s] = (int32_t)k->eng[s].n - 1;
+  for (uint32_t q = 0; q < k->queues; q++) need[SRC_QUEUE(q)] = (int32_t)k->queue[q].n;
+  for (int s = OT_ENG_COUNT + (int)k->queues; s < KIR_SRC_COUNT; s++) need[s] = 0;
+  engine_wait_all(k, (int)e, need);
+  for (uint32_t c = 0; c < k->chip->cores_per_chip && c < 64 && !k->st; c++) {
+    if (c == k->core || !(cores_mask >> c & 1)) continue;
+    kir_entry *x = stream_push(k, (int)e);
+    if (!x) break;
+    ot_insn_init(&x->in, OT_OP_SEM_INC);
+    x->in.o[0].i = (int32_t)sem;
+    x->in.o[2].i = (int32_t)c;
+    x->in.tag = k->tag;
+    k->stats.insns[e]++;
+  }
+  return k->st;
+}
+
+ot_status kir_remote_wait(kir *k, ot_engine e, uint32_t sem, int32_t value, const ot_ap *aps, unsigned n) {
+  if (kir_flush(k) || k->st) return k->st;
+  if (sem < kir_free_sem_base(k) || sem >= k->chip->seq.semaphores)
+    return kir_fail(k, OT_EINVAL, "remote semaphore s%u: kir leaves s%u..s%u free", sem, kir_free_sem_base(k),
+                    k->chip->seq.semaphores - 1);
+  kir_entry *x = stream_push(k, (int)e);
+  if (!x) return k->st;
+  ot_insn_init(&x->in, OT_OP_SEM_WAIT);
+  x->in.o[0].i = (int32_t)sem;
+  x->in.o[1].tag = OT_TAG_IMM;
+  x->in.o[1].i = value;
+  x->in.tag = k->tag;
+  k->stats.insns[e]++;
+  int32_t idx = (int32_t)(k->eng[e].n - 1);
+  for (unsigned a = 0; a < n && !k->st; a++) {
+    int64_t lo, hi;
+    if (access_range(k, &aps[a], &lo, &hi)) map_record(k, map_of(k, &aps[a]), lo, hi, true, (int)e, idx);
+  }
+  return k->st;
+}
 
 /* ---- finishing ----------------------------------------------------------------------------- */
 static ot_status stream_write(kir *k, int e, int32_t *const count[OT_ENG_COUNT]) {
   kir_engine *E = &k->eng[e];
-  ot_stream *s = ot_program_stream(k->prog, 0, (ot_engine)e);
+  ot_stream *s = ot_program_stream(k->prog, k->core, (ot_engine)e);
   if (!s) return kir_fail(k, OT_ENOMEM, "out of memory");
   for (uint32_t i = 0; i < E->n; i++) {
     kir_entry *x = &E->v[i];

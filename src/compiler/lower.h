@@ -26,6 +26,9 @@ typedef struct {
   lower_epilogue *epi;     /* per node: epilogue folded into this node */
   bool *a_transposed;      /* per matmul node: input a is the (fused) transpose's input, [.., K, M] */
   ot_tid *hbm_alias;       /* per tensor: shares the HBM bytes of another tensor, or OT_TID_NONE */
+  /* Placement hooks (lower_graph_into; NULL/empty for ot_compile): */
+  const char *name_suffix; /* appended to the program names of input and value tensors ("@c3") */
+  const kir_hbm *preplaced;/* per tensor: index >= 0 = already in the program (shared), not placed again */
 } lower_ctx;
 
 typedef ot_status (*lower_fn)(lower_ctx *c, const ot_gnode *n);
@@ -36,11 +39,27 @@ lower_fn lower_for(ot_gop op);
 lower_fn lower_for_elementwise(ot_gop op);
 /* Attention, rotary embedding, embedding lookup and cross-entropy (lower_attn*.c). */
 lower_fn lower_for_attention(ot_gop op);
+/* Attention whose keys and values are longer than its queries (a KV cache; lower_attn_kv.c). */
+ot_status lower_attention_kv(lower_ctx *c, const ot_gnode *n);
+/* kv_write: new rows into a KV cache, in place (lower_kv.c). */
+ot_status lower_kv_write(lower_ctx *c, const ot_gnode *n);
 /* global_norm and adamw (lower_optim.c). */
 lower_fn lower_for_optim(ot_gop op);
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n);
 ot_status lower_linear(lower_ctx *c, const ot_gnode *n);
+
+/* compile.c's pipeline on a caller's kir (ot_compile uses it with po = NULL; compile_dp.c once
+** per core): fuse, check every node has a lowering, place the graph's tensors in HBM, lower every
+** node.  po->name_suffix is appended to the names of input and value tensors (weights and
+** constants keep their names); a tensor whose po->preplaced[t].index >= 0 uses that HBM tensor
+** instead of a new one.  hbm_out (per graph tensor, may be NULL) receives the placement. */
+typedef struct {
+  const char *name_suffix;
+  const kir_hbm *preplaced;
+} lower_place_opts;
+ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt,
+                           const lower_place_opts *po, kir_hbm *hbm_out, ot_compile_stats *stats, ot_error *err);
 
 /* Shared helpers (lower_util.c). */
 uint32_t lower_min_u32(uint32_t a, uint32_t b);

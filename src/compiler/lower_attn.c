@@ -20,9 +20,54 @@
 
 #include "compiler/lower_attn_int.h"
 
-#define FWD_NQ 4   /* query-tile buffer sets: a pair in work, the next pair loading */
-#define FWD_NC 3   /* key-chunk buffer sets (PSUM: 3 score banks) */
-#define FWD_PAIR 2 /* query tiles whose chunks are interleaved */
+#define FWD_NQ 8   /* query-tile buffer sets (at most): a group in work, the next group loading */
+#define FWD_NC 4   /* key-chunk buffer sets (at most; PSUM: one score bank each) */
+#define FWD_PAIR 4 /* query tiles whose chunks are interleaved (at most; attn_plan) */
+
+/* The contiguous layout of [B, H, S, D]. */
+static attn_view attn_view_plain(uint32_t H, uint32_t S, uint32_t D) {
+  attn_view v = {0, (uint64_t)H * S * D, (uint64_t)S * D, D};
+  return v;
+}
+
+/* Input t read through a head split folded by compile.c: t = transpose(0,2,1,3) of a reshape
+** [B,S,H,D] of rows of H*D elements, maybe columns [off, off + H*D) of a split's input. */
+static attn_view attn_view_input(const lower_ctx *c, ot_tid t, uint32_t S, uint32_t D) {
+  const ot_graph *g = c->g;
+  uint32_t H = (uint32_t)g->t[t].shape[1];
+  attn_view v = attn_view_plain(H, S, D);
+  int32_t p = g->t[t].producer;
+  if (p < 0 || !c->fused_away[p] || g->node[p].op != OT_GOP_TRANSPOSE) return v;
+  int32_t r = g->t[g->node[p].in[0]].producer; /* the reshape */
+  ot_tid u = g->node[r].in[0];
+  uint64_t row = (uint64_t)H * D, off = 0;
+  int32_t sp = g->t[u].producer;
+  if (sp >= 0 && c->fused_away[sp] && g->node[sp].op == OT_GOP_SPLIT) {
+    const ot_gnode *n = &g->node[sp];
+    const ot_gtensor *x = &g->t[n->in[0]];
+    row = (uint64_t)x->shape[x->ndim - 1];
+    for (uint32_t k = 0; k < n->n_out && n->out[k] != u; k++) off += (uint64_t)n->list[k];
+  }
+  v.off = off;
+  v.ss = row;
+  v.sh = D;
+  v.sb = (uint64_t)S * row;
+  return v;
+}
+
+/* Output y written through a head merge folded by compile.c: y's consumer transpose(0,2,1,3)
+** was dropped and y lives in its [B, S, H, D] output. */
+static attn_view attn_view_output(const lower_ctx *c, ot_tid y, uint32_t S, uint32_t D) {
+  const ot_graph *g = c->g;
+  uint32_t H = (uint32_t)g->t[y].shape[1];
+  for (uint32_t j = 0; j < g->n_node; j++) {
+    const ot_gnode *m = &g->node[j];
+    if (!c->fused_away[j] || m->op != OT_GOP_TRANSPOSE || m->n_in < 1 || m->in[0] != y) continue;
+    attn_view v = {0, (uint64_t)S * H * D, D, (uint64_t)H * D};
+    return v;
+  }
+  return attn_view_plain(H, S, D);
+}
 
 /* The shape and attributes of an attention or attention_bwd node (inputs q, k, v first). */
 void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a) {
@@ -39,6 +84,10 @@ void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a) {
   a->k = c->hbm[n->in[1]];
   a->v = c->hbm[n->in[2]];
   a->y = c->hbm[n->out[0]];
+  a->vq = attn_view_input(c, n->in[0], a->S, a->D);
+  a->vk = attn_view_input(c, n->in[1], (uint32_t)k->shape[2], a->D);
+  a->vv = attn_view_input(c, n->in[2], (uint32_t)k->shape[2], a->D);
+  a->vy = attn_view_output(c, n->out[0], a->S, a->D);
   a->mm = c->opt->matmul_dtype;
   a->ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
 }
@@ -53,13 +102,28 @@ typedef struct {
   kir_buf sps[FWD_NC], pTps[FWD_NC], ops[FWD_NC], tp;                  /* PSUM */
   kir_buf masks;                                                       /* causal diagonal masks */
   uint32_t rot_h, rot_q, rot_c, rot_t;
+  uint32_t nc, pair;                 /* chunk sets and interleaved tiles in use (attn_plan) */
 } attn_run;
 
 /* A query tile in flight: rows [q0, q0+nq) of query head hq, its buffers slot qi. */
 typedef struct {
   uint32_t hq, q0, nq, qi, mcol, kend, cr;
-  uint64_t qoff;
+  uint64_t qoff, yoff;
 } attn_tile;
+
+/* attn_load_tiles with rows `stride` elements apart in HBM. */
+static void attn_load_tiles_strided(kir *k, const attn_shape *a, const kir_hbm *t, uint64_t base, uint64_t stride,
+                                    const kir_buf *nat) {
+  uint32_t P = kir_chip(k)->tensor.rows, full = a->S / P, rest = a->S - full * P;
+  if (full) { /* partition p, free (tile, d): row kt*P + p */
+    int64_t hs[3] = {(int64_t)stride, (int64_t)P * (int64_t)stride, 1};
+    uint32_t hz[3] = {P, full, a->D};
+    int32_t ss[2] = {(int32_t)a->D, 1};
+    uint32_t sz[2] = {full, a->D};
+    kir_dma(k, kir_ap(nat, 0, P, 0, a->mm, 2, ss, sz), kir_hbm_ap(t, base, 3, hs, hz), OT_ENG_COUNT);
+  }
+  if (rest) attn_load_rows(k, nat, full * a->D, a->mm, t, base + (uint64_t)full * P * stride, rest, a->D, stride);
+}
 
 void attn_load_tiles(kir *k, const attn_shape *a, const kir_hbm *t, uint64_t base, const kir_buf *nat) {
   uint32_t P = kir_chip(k)->tensor.rows, full = a->S / P, rest = a->S - full * P;
@@ -91,9 +155,9 @@ void attn_transpose_tiles(kir *k, const attn_shape *a, const kir_buf *nat, const
 /* K^T and V of kv head (b, g) into the resident buffers of slot h. */
 static void attn_load_kv(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
   const attn_shape *a = r->a;
-  uint64_t base = ((uint64_t)b * a->Hkv + g) * a->S * a->D;
-  attn_load_tiles(r->k, a, &a->k, base, &r->knat);
-  attn_load_tiles(r->k, a, &a->v, base, &r->vn[h]);
+  const attn_view *vk = &a->vk, *vv = &a->vv;
+  attn_load_tiles_strided(r->k, a, &a->k, vk->off + b * vk->sb + g * vk->sh, vk->ss, &r->knat);
+  attn_load_tiles_strided(r->k, a, &a->v, vv->off + b * vv->sb + g * vv->sh, vv->ss, &r->vn[h]);
   attn_transpose_tiles(r->k, a, &r->knat, &r->tpk, &r->kT[h]);
 }
 
@@ -137,8 +201,11 @@ ot_ap attn_scores(kir *k, const attn_shape *a, const kir_buf *sps, const kir_buf
 
 void attn_make_qT(kir *k, const attn_shape *a, const kir_buf *tp, const kir_buf *qn, uint32_t nq, const kir_buf *qT) {
   kir_transpose(k, kir_ap2(tp, a->D, 0, nq, a->mm), kir_ap2(qn, nq, 0, a->D, a->mm));
-  kir_activate(k, OT_ENG_SCALAR, kir_ap2(qT, a->D, 0, nq, a->mm), kir_ap2(tp, a->D, 0, nq, a->mm), OT_ACT_COPY, a->scale,
-               NULL, NULL, NULL);
+  /* the ScalarE carries the exps: where VectorE and ScalarE have their own PSUM ports (NC-v3 on)
+  ** the VectorE scales (trn2 GPT-2 block: -2%); on NC-v2 they share one and the ScalarE does */
+  ot_engine e = kir_chip(k)->ports.vector_scalar_share_psum ? OT_ENG_SCALAR : OT_ENG_VECTOR;
+  kir_ts(k, e, kir_ap2(qT, a->D, 0, nq, a->mm), kir_ap2(tp, a->D, 0, nq, a->mm), OT_ALU_MUL, a->scale, NULL,
+         OT_ALU_BYPASS, 0.0f, NULL);
 }
 
 /* O_c = P V for the chunk's keys [c0, c0+nk): P^T by 128-key blocks, accumulating in PSUM. */
@@ -188,7 +255,7 @@ static bool attn_chunk(attn_run *r, attn_tile *t, uint32_t nt, uint32_t c0, uint
   for (uint32_t i = 0; i < nt; i++) {
     if (c0 >= t[i].kend) continue;
     any = true;
-    t[i].cr = r->rot_c++ % FWD_NC;
+    t[i].cr = r->rot_c++ % r->nc;
     s[i] = attn_scores(k, a, &r->sps[t[i].cr], &r->masks, kir_ap2(&r->qT[t[i].qi], a->D, 0, t[i].nq, a->mm),
                        &r->kT[h], t[i].q0, t[i].nq, c0, lower_min_u32(KCHUNK, t[i].kend - c0));
   }
@@ -208,12 +275,13 @@ static void attn_tile_begin(attn_run *r, uint32_t b, attn_tile *t) {
   const attn_shape *a = r->a;
   kir *k = r->k;
   t->nq = lower_min_u32(r->P, a->S - t->q0);
-  t->qi = r->rot_q++ % FWD_NQ;
-  t->qoff = (((uint64_t)b * a->Hq + t->hq) * a->S + t->q0) * a->D;
+  t->qi = r->rot_q++ % (2 * r->pair);
+  t->qoff = a->vq.off + b * a->vq.sb + t->hq * a->vq.sh + t->q0 * a->vq.ss;
+  t->yoff = a->vy.off + b * a->vy.sb + t->hq * a->vy.sh + t->q0 * a->vy.ss;
   t->kend = a->causal ? t->q0 + t->nq : a->S;
   t->mcol = ST_M0;
   const kir_buf *qn = &r->qn[t->qi];
-  attn_load_rows(k, qn, 0, a->mm, &a->q, t->qoff, t->nq, a->D, a->D);
+  attn_load_rows(k, qn, 0, a->mm, &a->q, t->qoff, t->nq, a->D, a->vq.ss);
   attn_make_qT(k, a, &r->tp, qn, t->nq, &r->qT[t->qi]);
 }
 
@@ -224,7 +292,7 @@ static void attn_tile_end(attn_run *r, const attn_tile *t) {
   const kir_buf *ysb = &r->ysb[t->qi];
   kir_ts(r->k, OT_ENG_VECTOR, kir_ap2(ysb, t->nq, 0, a->D, a->ydt), kir_ap2(&r->oacc[t->qi], t->nq, 0, a->D, OT_DT_FP32),
          OT_ALU_DIV, 0.0f, &l, OT_ALU_BYPASS, 0.0f, NULL);
-  attn_store_rows(r->k, &a->y, t->qoff, a->D, ysb, 0, a->ydt, t->nq, a->D);
+  attn_store_rows(r->k, &a->y, t->yoff, a->vy.ss, ysb, 0, a->ydt, t->nq, a->D);
 }
 
 /* Up to FWD_PAIR query tiles (already begun) processed together, their chunks interleaved stage
@@ -245,7 +313,7 @@ static void attn_kv_head(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
   attn_tile grpA[FWD_PAIR], grpB[FWD_PAIR], *cur = grpA, *nxt = grpB;
   uint32_t ncur = 0, done = 0;
   for (uint32_t pass = 0; !kir_status(r->k); pass++) {
-    uint32_t nn = lower_min_u32(FWD_PAIR, total - done);
+    uint32_t nn = lower_min_u32(r->pair, total - done);
     for (uint32_t i = 0; i < nn; i++) {
       memset(&nxt[i], 0, sizeof nxt[i]);
       nxt[i].q0 = ((done + i) / grp) * r->P;
@@ -265,6 +333,19 @@ static void attn_kv_head(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
   }
 }
 
+/* Four query tiles interleaved over four chunk sets where the PSUM holds those (a score bank,
+** P^T in the matmul type and O_c per set, plus the Q^T and K^T transpose buffers: GPT-2's bf16
+** D = 64 fills trn1/trn2's 8 banks but for 768 bytes); else two tiles over three sets, as fp32
+** P^T or D = 128 need. */
+static void attn_plan(attn_run *r) {
+  const ot_chip *chip = kir_chip(r->k);
+  uint64_t bank = attn_bank_bytes(chip), ptb = KCHUNK * attn_esz(r->a->mm);
+  uint64_t need = 5u * bank + 4u * ptb + 4u * r->a->D * 4u + (uint64_t)r->P * attn_esz(r->a->mm);
+  bool wide = ptb <= bank && need <= chip->psum.bytes_per_partition;
+  r->nc = wide ? 4u : 3u;
+  r->pair = wide ? 4u : 2u;
+}
+
 static ot_status attn_alloc(attn_run *r) {
   const attn_shape *a = r->a;
   kir *k = r->k;
@@ -273,14 +354,14 @@ static ot_status attn_alloc(attn_run *r) {
     kir_alloc(k, OT_MEM_SBUF, P, a->S * e, &r->kT[i]);
     kir_alloc(k, OT_MEM_SBUF, P, r->KT * a->D * e, &r->vn[i]);
   }
-  for (int i = 0; i < FWD_NQ; i++) {
+  for (uint32_t i = 0; i < 2 * r->pair; i++) {
     kir_alloc(k, OT_MEM_SBUF, P, a->D * e, &r->qn[i]);
     kir_alloc(k, OT_MEM_SBUF, P, P * e, &r->qT[i]);
     kir_alloc(k, OT_MEM_SBUF, P, a->D * 4, &r->oacc[i]);
     kir_alloc(k, OT_MEM_SBUF, P, a->D * attn_esz(a->ydt), &r->ysb[i]);
     kir_alloc(k, OT_MEM_SBUF, P, ST_COLS * 4, &r->st[i]);
   }
-  for (int i = 0; i < FWD_NC; i++) {
+  for (uint32_t i = 0; i < r->nc; i++) {
     kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * e, &r->psb[i]);
     kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * e, &r->pTsb[i]);
     kir_alloc(k, OT_MEM_PSUM, P, KCHUNK * 4 < bank ? KCHUNK * 4 : bank, &r->sps[i]);
@@ -338,6 +419,7 @@ ot_status lower_attention(lower_ctx *c, const ot_gnode *n) {
   if (a.S == 0 || a.D == 0 || a.B == 0 || a.Hq == 0) return OT_OK;
   uint64_t e = attn_esz(a.mm), kd = (uint64_t)r.KT * a.D * e;
   if (attn_check(c->k, &a, r.P, "attention", 2 * ((uint64_t)a.S * e + kd) + kd)) return kir_status(c->k);
+  attn_plan(&r);
   if (attn_alloc(&r)) { attn_release(&r); return kir_status(c->k); }
   if (a.causal) attn_masks_init(c->k, &r.masks, r.P, a.mm);
   /* kv heads in order; the next head's K^T and V load (other slot) is emitted before this head's

@@ -20,11 +20,19 @@ ot_status lower_cross_entropy(lower_ctx *c, const ot_gnode *n);
 ot_status lower_cross_entropy_bwd(lower_ctx *c, const ot_gnode *n);
 
 /* ---- attention (lower_attn.c, shared with lower_attn_bwd.c) ------------------------------- */
+/* Where element (b, h, s, d) of a [B, H, S, D] operand lies in its HBM tensor: off + b sb + h sh
+** + s ss + d (elements).  Contiguous unless compile.c folded a head split or merge into the
+** attention (fuse_attention_views): then rows are H*D (or the split input's row) apart. */
+typedef struct {
+  uint64_t off, sb, sh, ss;
+} attn_view;
+
 typedef struct {
   uint32_t B, Hq, Hkv, S, D;
   float scale;
   bool causal;
   kir_hbm q, k, v, y;
+  attn_view vq, vk, vv, vy;     /* the forward's layouts (the backward assumes contiguous) */
   ot_dtype mm, ydt;
 } attn_shape;
 

@@ -18,10 +18,11 @@
 #include "compiler/kir_more.h"
 #include "compiler/lower.h"
 
-#define ELEM_BUFS 8   /* rotating buffer sets: two groups of ELEM_GROUP tiles in flight */
+#define ELEM_BUFS 16  /* rotating buffer sets: two groups of ELEM_GROUP tiles in flight */
 #define ELEM_GROUP 4
 #define ELEM_MAX_IO 4
 #define ELEM_MAX_TMP 4
+#define ELEM_PSUM_CHUNKS 4  /* PSUM banks per broadcast vector (d <= 4 banks of fp32) */
 #define ELEM_SBUF_BUDGET (192u * 1024u)  /* bytes per partition one op may use */
 
 /* ---- small helpers (lower_elem.c) ---------------------------------------------------------- */
@@ -97,8 +98,13 @@ struct elem_rowop {
   uint32_t d, ntiles;
   unsigned n_in, n_out, n_tmp, n_vec, n_small;
   bool in_place;                /* out[0] shares in[0]'s buffer */
+  bool in_order;                /* emit in this order, not list-scheduled (kir_window_order) */
   kir_hbm in[ELEM_MAX_IO], out[ELEM_MAX_IO], vec_src[2];
   kir_buf vec[2];               /* [P, d] broadcast vectors (gamma, beta), loaded once */
+  bool vec_psum;                /* also copy them into PSUM (ELEM_PSUM_VECS; see elem_rows_pvec) */
+  unsigned n_pchunk;            /* PSUM chunks per vector (0: the vectors stay in SBUF only) */
+  uint32_t pchunk;              /* elements per PSUM chunk (a bank) */
+  kir_buf pvec[2][ELEM_PSUM_CHUNKS];
   kir_buf ones, acc[2];         /* column sums over all rows (norm gradients): ones [P,1], PSUM */
   unsigned n_acc;
   kir_hbm acc_out[2];
@@ -109,6 +115,9 @@ ot_status elem_rows_run(elem_rowop *r);
 /* Add column sums of src [np, d] (fp32, on chip) into accumulator a over all tiles (TensorE:
 ** src^T . ones, 128 columns per matmul, accumulating in PSUM in row order). */
 void elem_rows_colsum(elem_rowop *r, unsigned a, uint32_t tile, uint32_t np, const ot_ap *src);
+/* dst = dst op vec[j] on the VectorE: from the PSUM copy when there is one (a tensor_tensor with
+** one PSUM input costs N cycles, two SBUF fp32 inputs 2N), else from SBUF. */
+void elem_rows_vec_op(elem_rowop *r, unsigned j, uint32_t np, const ot_ap *dst, int alu);
 
 /* ---- lowerings --------------------------------------------------------------------------- */
 ot_status lower_elem_binary(lower_ctx *c, const ot_gnode *n);

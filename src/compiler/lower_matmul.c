@@ -17,7 +17,7 @@
 #include "compiler/lower.h"
 
 #define B_BUFS 4
-#define STAGE_BUFS 3
+#define STAGE_BUFS 4
 #define A_BUDGET (96u * 1024u)       /* bytes per partition for the resident A^T block */
 #define CHUNK_BYTES (8u * 1024u)      /* bytes per partition of one B load */
 #define B_RES_BUDGET (32u * 1024u)    /* bytes per partition of one resident B slice (two are kept) */
@@ -308,11 +308,12 @@ static ot_status gemm_alloc(gemm_run *r) {
 }
 
 static void gemm_release(gemm_run *r) {
-  kir_buf *all[] = {&r->at, &r->b[0], &r->b[1], &r->b[2], &r->b[3], &r->stage[0], &r->stage[1], &r->stage[2],
-                    &r->bias, &r->tmp, &r->anat, &r->tp[0], &r->tp[1]};
+  kir_buf *all[] = {&r->at, &r->bias, &r->tmp, &r->anat, &r->tp[0], &r->tp[1]};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) kir_release(r->k, all[i]);
   for (int i = 0; i < 8; i++) kir_release(r->k, &r->acc[i]);
   for (int i = 0; i < B_BUFS; i++) kir_release(r->k, &r->as[i]);
+  for (int i = 0; i < B_BUFS; i++) kir_release(r->k, &r->b[i]);
+  for (int i = 0; i < STAGE_BUFS; i++) kir_release(r->k, &r->stage[i]);
   for (int i = 0; i < 2; i++) kir_release(r->k, &r->bres[i]);
   for (int i = 0; i < STAGE_BUFS; i++) kir_release(r->k, &r->rbuf[i]);
 }

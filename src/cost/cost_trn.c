@@ -2,9 +2,9 @@
 **
 ** Two ways in, one struct out (ot_cost_trn_figures):
 **   - ot_cost_trn_measure: the compiler builds one transformer layer of the model (GPT-2 or
-**     Llama form), the simulator runs it timing-only on one NeuronCore.  Decode steps need
-**     attention over a KV cache longer than the query, which the graph op does not take yet, so
-**     serving is measured on the prefill only (the decode row says so).
+**     Llama form), the simulator runs it timing-only on one NeuronCore: forward + backward for
+**     training; for serving a prefill and one decode step against a KV cache (kv_write +
+**     attention with more keys than queries) at the workload's batch and mean context.
 **   - ot_cost_trn_from_stats: the JSON of `opentrn run --json` for a layer someone ran.
 ** The cost model never guesses a Trainium number: without figures the row is "not simulated". */
 #include <cjson/cJSON.h>
@@ -49,10 +49,12 @@ static ot_tid layer_attention(layer_ctx *c, ot_tid x) {
   ot_graph *g = c->g;
   int64_t dq = (int64_t)s->heads * s->head_dim, dkv = (int64_t)s->kv_heads * s->head_dim;
   ot_tid q, k, v;
+  /* Weights are kept [in, out] (K-major, what the GEMM reads without transposes) for every
+  ** family: their layout is the compiler's choice, made once when a checkpoint is loaded. */
   if (s->gated_mlp) { /* Llama: separate projections, no bias, rotary positions */
-    q = ot_graph_linear(g, "attn.q_proj", x, layer_weight(c, "attn.q_proj.weight", dq, s->d_model), OT_TID_NONE, true);
-    k = ot_graph_linear(g, "attn.k_proj", x, layer_weight(c, "attn.k_proj.weight", dkv, s->d_model), OT_TID_NONE, true);
-    v = ot_graph_linear(g, "attn.v_proj", x, layer_weight(c, "attn.v_proj.weight", dkv, s->d_model), OT_TID_NONE, true);
+    q = ot_graph_linear(g, "attn.q_proj", x, layer_weight(c, "attn.q_proj.weight", s->d_model, dq), OT_TID_NONE, false);
+    k = ot_graph_linear(g, "attn.k_proj", x, layer_weight(c, "attn.k_proj.weight", s->d_model, dkv), OT_TID_NONE, false);
+    v = ot_graph_linear(g, "attn.v_proj", x, layer_weight(c, "attn.v_proj.weight", s->d_model, dkv), OT_TID_NONE, false);
     q = ot_graph_rope(g, "attn.q_rope", layer_heads(c, "q", q, s->heads), 500000.0f, 0);
     k = ot_graph_rope(g, "attn.k_rope", layer_heads(c, "k", k, s->kv_heads), 500000.0f, 0);
     v = layer_heads(c, "v", v, s->kv_heads);
@@ -70,7 +72,7 @@ static ot_tid layer_attention(layer_ctx *c, ot_tid x) {
   int64_t perm[4] = {0, 2, 1, 3}, s2[2] = {c->T, dq};
   ot_tid merged = ot_graph_reshape(g, "attn.merge", ot_graph_transpose(g, "attn.bshd", y, 4, perm), 2, s2);
   if (s->gated_mlp)
-    return ot_graph_linear(g, "attn.o_proj", merged, layer_weight(c, "attn.o_proj.weight", s->d_model, dq), OT_TID_NONE, true);
+    return ot_graph_linear(g, "attn.o_proj", merged, layer_weight(c, "attn.o_proj.weight", dq, s->d_model), OT_TID_NONE, false);
   return ot_graph_linear(g, "attn.c_proj", merged, layer_weight(c, "attn.c_proj.weight", dq, s->d_model),
                          layer_weight(c, "attn.c_proj.bias", s->d_model, 0), false);
 }
@@ -79,10 +81,10 @@ static ot_tid layer_mlp(layer_ctx *c, ot_tid x) {
   const ot_cost_shape *s = c->s;
   ot_graph *g = c->g;
   if (s->gated_mlp) {
-    ot_tid gate = ot_graph_linear(g, "mlp.gate_proj", x, layer_weight(c, "mlp.gate_proj.weight", s->d_ff, s->d_model), OT_TID_NONE, true);
-    ot_tid up = ot_graph_linear(g, "mlp.up_proj", x, layer_weight(c, "mlp.up_proj.weight", s->d_ff, s->d_model), OT_TID_NONE, true);
+    ot_tid gate = ot_graph_linear(g, "mlp.gate_proj", x, layer_weight(c, "mlp.gate_proj.weight", s->d_model, s->d_ff), OT_TID_NONE, false);
+    ot_tid up = ot_graph_linear(g, "mlp.up_proj", x, layer_weight(c, "mlp.up_proj.weight", s->d_model, s->d_ff), OT_TID_NONE, false);
     return ot_graph_linear(g, "mlp.down_proj", ot_graph_swiglu(g, "mlp.swiglu", gate, up),
-                           layer_weight(c, "mlp.down_proj.weight", s->d_model, s->d_ff), OT_TID_NONE, true);
+                           layer_weight(c, "mlp.down_proj.weight", s->d_ff, s->d_model), OT_TID_NONE, false);
   }
   ot_tid h = ot_graph_gelu(g, "mlp.gelu", ot_graph_linear(g, "mlp.c_fc", x, layer_weight(c, "mlp.c_fc.weight", s->d_model, s->d_ff),
                                                           layer_weight(c, "mlp.c_fc.bias", s->d_ff, 0), false), true);
@@ -125,6 +127,63 @@ static ot_status layer_time(const ot_chip *chip, ot_graph *g, double *seconds, o
   return st;
 }
 
+/* ---- one decode step: B new tokens against a KV cache of C positions ------------------------- */
+/* [B, h*hd] -> [B, h, 1, hd] */
+static ot_tid step_heads(layer_ctx *c, const char *name, ot_tid x, int64_t B, int64_t h) {
+  char a[64], b[64];
+  snprintf(a, sizeof a, "%s.heads", name);
+  snprintf(b, sizeof b, "%s.bhsd", name);
+  int64_t s4[4] = {B, 1, h, c->s->head_dim}, perm[4] = {0, 2, 1, 3};
+  return ot_graph_transpose(c->g, b, ot_graph_reshape(c->g, a, x, 4, s4), 4, perm);
+}
+
+static ot_tid step_attention(layer_ctx *c, ot_tid x, int64_t B, int64_t C) {
+  const ot_cost_shape *s = c->s;
+  ot_graph *g = c->g;
+  int64_t dq = (int64_t)s->heads * s->head_dim, dkv = (int64_t)s->kv_heads * s->head_dim;
+  ot_tid q, k, v;
+  if (s->gated_mlp) {
+    q = ot_graph_linear(g, "attn.q_proj", x, layer_weight(c, "attn.q_proj.weight", s->d_model, dq), OT_TID_NONE, false);
+    k = ot_graph_linear(g, "attn.k_proj", x, layer_weight(c, "attn.k_proj.weight", s->d_model, dkv), OT_TID_NONE, false);
+    v = ot_graph_linear(g, "attn.v_proj", x, layer_weight(c, "attn.v_proj.weight", s->d_model, dkv), OT_TID_NONE, false);
+    q = ot_graph_rope(g, "attn.q_rope", step_heads(c, "q", q, B, s->heads), 500000.0f, C - 1);
+    k = ot_graph_rope(g, "attn.k_rope", step_heads(c, "k", k, B, s->kv_heads), 500000.0f, C - 1);
+    v = step_heads(c, "v", v, B, s->kv_heads);
+  } else {
+    ot_tid qkv = ot_graph_linear(g, "attn.c_attn", x, layer_weight(c, "attn.c_attn.weight", s->d_model, dq + 2 * dkv),
+                                 layer_weight(c, "attn.c_attn.bias", dq + 2 * dkv, 0), false);
+    ot_tid p[3];
+    int64_t sizes[3] = {dq, dkv, dkv};
+    ot_graph_split(g, "attn.split", qkv, 1, 3, sizes, p);
+    q = step_heads(c, "q", p[0], B, s->heads);
+    k = step_heads(c, "k", p[1], B, s->kv_heads);
+    v = step_heads(c, "v", p[2], B, s->kv_heads);
+  }
+  int64_t cs[4] = {B, s->kv_heads, C, s->head_dim};
+  ot_tid kc = ot_graph_kv_write(g, "attn.k_cache", ot_graph_input(g, "k_cache", OT_DT_BF16, 4, cs), k, C - 1);
+  ot_tid vc = ot_graph_kv_write(g, "attn.v_cache", ot_graph_input(g, "v_cache", OT_DT_BF16, 4, cs), v, C - 1);
+  ot_tid y = ot_graph_attention(g, "attn", q, kc, vc, true, 0.0f);
+  int64_t perm[4] = {0, 2, 1, 3}, s2[2] = {B, dq};
+  ot_tid merged = ot_graph_reshape(g, "attn.merge", ot_graph_transpose(g, "attn.bshd", y, 4, perm), 2, s2);
+  if (s->gated_mlp)
+    return ot_graph_linear(g, "attn.o_proj", merged, layer_weight(c, "attn.o_proj.weight", dq, s->d_model), OT_TID_NONE, false);
+  return ot_graph_linear(g, "attn.c_proj", merged, layer_weight(c, "attn.c_proj.weight", dq, s->d_model),
+                         layer_weight(c, "attn.c_proj.bias", s->d_model, 0), false);
+}
+
+/* One layer's decode step for B sequences whose context (the new token included) is C. */
+static ot_status layer_decode(const ot_chip *chip, const ot_cost_shape *s, int64_t B, int64_t C, double *seconds, ot_error *err) {
+  layer_ctx c = {ot_graph_new(), s, OT_DT_BF16, B};
+  int64_t xs[2] = {B, s->d_model};
+  ot_tid x = ot_graph_input(c.g, "x", OT_DT_BF16, 2, xs);
+  ot_tid h = ot_graph_add(c.g, "res_1", x, step_attention(&c, layer_norm(&c, "ln_1", x), B, C));
+  ot_graph_output(c.g, ot_graph_add(c.g, "res_2", h, layer_mlp(&c, layer_norm(&c, "ln_2", h))), "y");
+  ot_status st = ot_graph_status(c.g) ? ot_error_set(err, ot_graph_status(c.g), "%s", ot_graph_error(c.g))
+                                      : layer_time(chip, c.g, seconds, err);
+  ot_graph_free(c.g);
+  return st;
+}
+
 static int64_t layer_tokens(const ot_cost_shape *s, double want) {
   double per_token = 6 * ot_cost_shape_layer_params(s);
   int64_t t = 128;
@@ -159,13 +218,29 @@ ot_status ot_cost_trn_measure(const ot_chip *chip, const ot_cost_shape *shape, c
   double sec = 0;
   ot_status st = layer_phase(chip, shape, train, T, &sec, err);
   if (st) return st;
-  if (train) { out->train_s = sec; out->train_tokens = (double)T; }
-  else { out->prefill_s = sec; out->prefill_tokens = (double)T; }
   out->cores_used = 1;
   size_t n = strlen(out->source);
+  if (train) {
+    out->train_s = sec;
+    out->train_tokens = (double)T;
+    snprintf(out->source + n, sizeof out->source - n,
+             "%scompiled and simulated (timing-only) on one NeuronCore of %s: one %s layer, forward + backward over %lld tokens",
+             n ? "; " : "", ot_chip_name(chip), shape->name, (long long)T);
+    return OT_OK;
+  }
+  out->prefill_s = sec;
+  out->prefill_tokens = (double)T;
+  /* decode at the mean context of the output, at the workload's batch */
+  int64_t B = w->batch >= 1 ? (int64_t)w->batch : 1, C = (int64_t)(w->prompt + w->output / 2);
+  if (C < 1) C = 1;
+  if ((st = layer_decode(chip, shape, B, C, &sec, err))) return st;
+  out->decode_s = sec;
+  out->decode_batch = (double)B;
+  out->decode_context = (double)C;
   snprintf(out->source + n, sizeof out->source - n,
-           "%scompiled and simulated (timing-only) on one NeuronCore of %s: one %s layer, %s over %lld tokens",
-           n ? "; " : "", ot_chip_name(chip), shape->name, train ? "forward + backward" : "prefill forward", (long long)T);
+           "%scompiled and simulated (timing-only) on one NeuronCore of %s: one %s layer, prefill over %lld tokens and a "
+           "decode step of %lld sequences at context %lld",
+           n ? "; " : "", ot_chip_name(chip), shape->name, (long long)T, (long long)B, (long long)C);
   return OT_OK;
 }
 

@@ -362,6 +362,10 @@ static bool parse_operand(assembler *a, const ot_operand_spec *s, unsigned k, ot
     if (!read_int_range(a, 0, 1, s->name, &v)) return false;
     o->i = (int32_t)v;
     return true;
+  case OT_OK_CORE: /* a core index; the verifier checks it against the chip */
+    if (!read_int_range(a, -1, INT32_MAX, s->name, &v)) return false;
+    o->i = (int32_t)v;
+    return true;
   default: return fail(a, "internal: operand kind %d", (int)s->kind);
   }
 }

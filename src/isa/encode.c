@@ -68,6 +68,8 @@ ot_status ot_insn_encode(const ot_insn *in, ot_wbuf *stream, ot_wbuf *descs, ot_
   ot_status s = ot_wbuf_push(stream, 0); /* word 0, patched below */
   bool desc_written = false;
   for (unsigned k = 0; k < info->n_operands && !s; k++) {
+    /* A CORE operand (always last) is encoded only when given: old programs keep their words. */
+    if (info->operands[k].kind == OT_OK_CORE && in->o[k].i == OT_CORE_SELF) continue;
     const ot_operand_spec *spec = &info->operands[k];
     if (role_is_desc(spec->role)) {
       if (!descs) return ot_error_set(err, OT_EINVAL, "encode %s: no descriptor table", info->mnemonic);
@@ -231,6 +233,14 @@ ot_status ot_insn_decode(const uint32_t *w, size_t avail, const uint32_t *descs,
   bool desc_done = false;
   for (unsigned k = 0; k < info->n_operands; k++) {
     const ot_operand_spec *spec = &info->operands[k];
+    if (spec->kind == OT_OK_CORE) { /* always last; absent = this core (the default) */
+      if (r.pos == len) break;
+      if (!operand_decode(&r, spec, &out->o[k])) return err ? err->code : OT_EFORMAT;
+      if (out->o[k].i == OT_CORE_SELF)
+        return ot_error_set(err, OT_EFORMAT, "decode %s: field '%s' = -1 is encoded by leaving the field out",
+                            info->mnemonic, spec->name);
+      continue;
+    }
     if (role_is_desc(spec->role)) {
       if (!desc_done && !desc_decode(&r, info, k, descs, n_descs, out)) return err ? err->code : OT_EFORMAT;
       desc_done = true;

@@ -10,6 +10,12 @@
 ** followed by one field per operand, in the order opcodes.def lists them:
 **
 **   I32 REG SEM QUEUE LABEL ALU ACT FLAG   1 word (LABEL: index of the target in its stream)
+**   CORE                                  1 word when given; nothing for the default (this core).
+**                                         A CORE operand is always an instruction's last, so the
+**                                         length word tells whether it is there: sem_inc and
+**                                         dma_copy without core=/sem_core= keep their version-1
+**                                         words, and a reader that predates the operand reads
+**                                         programs that do not use it.
 **   F32                                   1 word, IEEE-754 binary32 bits
 **   RI                                    2 words: tag (0 immediate, 2 register), value
 **   PAT                                   4 words, int32 steps

@@ -68,9 +68,12 @@ typedef enum {
 } ot_cost_class;
 
 /* ---- operands ---------------------------------------------------------------------------- */
+/* OT_OK_CORE: a NeuronCore index of the same chip; OT_CORE_SELF (the default) = the core running
+** the instruction.  Encoded as an extra trailing word only when it is not OT_CORE_SELF. */
+#define OT_CORE_SELF (-1)
 typedef enum {
   OT_OK_AP, OT_OK_VAL, OT_OK_F32, OT_OK_I32, OT_OK_REG, OT_OK_RI, OT_OK_SEM, OT_OK_QUEUE,
-  OT_OK_LABEL, OT_OK_ALU, OT_OK_ACT, OT_OK_PAT, OT_OK_FLAG, OT_OK_COUNT
+  OT_OK_LABEL, OT_OK_ALU, OT_OK_ACT, OT_OK_PAT, OT_OK_FLAG, OT_OK_CORE, OT_OK_COUNT
 } ot_operand_kind;
 
 typedef enum { OT_ROLE_N, OT_ROLE_R, OT_ROLE_W, OT_ROLE_RD, OT_ROLE_WD } ot_operand_role;

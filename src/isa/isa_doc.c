@@ -44,6 +44,7 @@ static void opcode_doc(FILE *out, unsigned op) {
     if (!s->optional) fputs(" | required |\n", out);
     else if (s->kind == OT_OK_AP) fputs(" | none |\n", out);
     else if (s->kind == OT_OK_ALU) fprintf(out, " | %s |\n", ot_alu_name((int)s->def));
+    else if (s->kind == OT_OK_CORE) fputs(" | this core |\n", out);
     else fprintf(out, " | %g |\n", s->def);
   }
   fputc('\n', out);

@@ -61,7 +61,7 @@ static const char *const cost_names[OT_COST_COUNT] = {
 
 static const char *const kind_names[OT_OK_COUNT] = {
   "ap", "val", "f32", "i32", "reg", "reg|i32", "sem", "queue", "label", "alu-op", "act-func",
-  "pattern", "flag",
+  "pattern", "flag", "core",
 };
 
 const char *ot_alu_name(int op) { return (unsigned)op < OT_ALU_COUNT ? alu_table[op].name : "?"; }

@@ -185,6 +185,10 @@ static void check_operand(vctx *v, unsigned k) {
       violate(v, OT_RULE_BRANCH_TARGET, "%s: instruction %d, the stream has 0..%u", s->name, o->i, v->stream->n);
     break;
   case OT_OK_ALU: check_alu(v, s, o->i); break;
+  case OT_OK_CORE:
+    if (o->i != OT_CORE_SELF && (o->i < 0 || (uint32_t)o->i >= c->cores_per_chip))
+      violate(v, OT_RULE_CORE, "%s: core %d, chip %s has cores 0..%u", s->name, o->i, c->name, c->cores_per_chip - 1);
+    break;
   default: break;
   }
 }

@@ -2,6 +2,8 @@
 ** See model_graph.h; the op semantics are graph_ops.def's. */
 #include "model/model_graph.h"
 
+#include "compiler/graph.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +253,7 @@ static ot_status mg_build_graph(mg_ctx *x, const model_graph_opts *o, ot_error *
 }
 
 ot_status model_graph_build(const ot_model_config *c, const model_graph_opts *o, model_graph *out, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   memset(out, 0, sizeof *out);
   out->ids = out->targets = out->logits = out->loss = out->hyper = out->norm = OT_TID_NONE;
   if (ot_model_config_validate(c, c->name, err) || mg_check_config(c, o, err)) return err->code;
@@ -284,4 +287,13 @@ uint64_t model_graph_forward_flops(const ot_model_config *c, uint32_t batch, uin
   /* attention: q k^T and p v over the causal half (S(S+1)/2 scores per head) */
   uint64_t attn = 2 * 2 * (uint64_t)batch * c->n_heads * c->head_dim * ((uint64_t)seq * (seq + 1) / 2);
   return matmul + attn * c->num_hidden_layers;
+}
+
+uint64_t model_graph_tensor_bytes(const model_graph *mg) {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < mg->g->n_t; i++) {
+    const ot_gtensor *t = ot_graph_tensor(mg->g, (ot_tid)i);
+    total += (uint64_t)ot_gtensor_elems(t) * ot_dtype_size((ot_dtype)t->dtype);
+  }
+  return total;
 }

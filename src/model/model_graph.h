@@ -44,6 +44,10 @@ void model_graph_opts_default(model_graph_opts *o, uint32_t batch, uint32_t seq,
 ot_status model_graph_build(const ot_model_config *c, const model_graph_opts *o, model_graph *out, ot_error *err);
 void model_graph_free(model_graph *mg);
 
+/* Bytes of every tensor of the graph (the compiler gives each its own HBM range; reshapes that
+** alias their input are counted too, so this is an upper bound). */
+uint64_t model_graph_tensor_bytes(const model_graph *mg);
+
 /* FLOPs of one forward over batch x seq tokens (matmuls and attention, 2 per multiply-add; the
 ** usual 6N-style count is 3x this for a training step), for MFU figures. */
 uint64_t model_graph_forward_flops(const ot_model_config *c, uint32_t batch, uint32_t seq);

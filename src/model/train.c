@@ -91,6 +91,20 @@ static ot_status dev_fail(ot_device *d, const char *what, ot_error *err) {
                       ot_device_last_error(d));
 }
 
+/* Refuse, before compiling, a graph whose tensors cannot all be in the chip's HBM at once. */
+static ot_status train_check_fits(const trainer *t, const model_graph *mg, uint32_t batch, ot_error *err) {
+  double hbm = 0, gib = 1024.0 * 1024.0 * 1024.0;
+  ot_error e;
+  uint64_t need = model_graph_tensor_bytes(mg), params = ot_model_config_param_count(&t->cfg);
+  if (ot_chip_get(t->chip, "hbm.bytes", &hbm, &e) || (double)need <= hbm) return OT_OK;
+  return ot_error_set(err, OT_ERANGE,
+                      "model %s with batch %u x sequence %u needs %.2f GiB of device HBM for its tensors "
+                      "(%.2f GiB of fp32 weights, as much again per AdamW moment and for the gradients, the rest "
+                      "activations) but chip %s has %.2f GiB: lower --batch or --seq, or use a smaller model",
+                      t->cfg.name, batch, t->o.seq, (double)need / gib, (double)params * 4 / gib,
+                      ot_chip_name(t->chip), hbm / gib);
+}
+
 /* Build, compile and load a model graph of kind on a fresh device. */
 static ot_status train_device_make(trainer *t, model_graph_kind kind, uint32_t batch, ot_device **out, ot_error *err) {
   model_graph_opts go;
@@ -99,6 +113,10 @@ static ot_status train_device_make(trainer *t, model_graph_kind kind, uint32_t b
   go.beta1 = t->o.beta1;
   go.beta2 = t->o.beta2;
   if (model_graph_build(&t->cfg, &go, &mg, err)) return err->code;
+  if (train_check_fits(t, &mg, batch, err)) {
+    model_graph_free(&mg);
+    return err->code;
+  }
   ot_compile_options co;
   ot_compile_options_default(&co);
   co.matmul_dtype = t->o.fp32 ? OT_DT_FP32 : OT_DT_BF16;
@@ -174,6 +192,7 @@ static ot_status train_init_weights(trainer *t, ot_error *err) {
 }
 
 ot_status train_params(trainer *t, ot_model_params *p, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   if (ot_model_params_alloc(&t->cfg, p, err)) return err->code;
   for (size_t i = 0; i < p->count; i++)
     if (ot_device_read(t->dev, p->params[i].name, OT_DT_FP32, p->params[i].data, (size_t)p->params[i].count * 4)) {
@@ -238,6 +257,7 @@ static void train_old_weights(const char *dir, char *file, size_t cap) {
 }
 
 ot_status train_save(trainer *t, const char *dir, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   char file[64], path[1024];
   if (mkdir(dir, 0755) && errno != EEXIST)
     return ot_error_set(err, OT_EIO, "checkpoint: cannot create directory %s: %s", dir, strerror(errno));
@@ -302,6 +322,7 @@ static ot_status train_read_resume(trainer *t, const char *dir, ot_dataset_state
 
 static ot_status train_open_tokenizer(trainer *t, ot_error *err) {
   uint32_t v = t->cfg.vocab_size;
+  if (!t->o.data && v > 257) return OT_OK; /* token ids given: no BPE files needed */
   ot_status s = v <= 257 ? ot_tokenizer_bytes_new(v == 257, &t->tok, err)
                          : ot_tokenizer_load_dir(t->o.tokenizer_dir ? t->o.tokenizer_dir : "data/gpt2", &t->tok, err);
   if (s) return s;
@@ -326,8 +347,7 @@ static ot_status train_alloc(trainer *t, ot_error *err) {
   t->window = malloc(((size_t)t->o.batch * (t->o.seq + 1)) * sizeof *t->window);
   t->ids = malloc(rows * sizeof *t->ids);
   t->targets = malloc(rows * sizeof *t->targets);
-  size_t logits = (size_t)t->o.seq * t->cfg.vocab_size;
-  t->scratch = malloc((t->scratch_count > logits ? t->scratch_count : logits) * sizeof(float));
+  t->scratch = malloc((size_t)t->scratch_count * sizeof(float));
   if (!t->window || !t->ids || !t->targets || !t->scratch) return ot_error_set(err, OT_ENOMEM, "train: out of memory");
   t->fwd_flops = model_graph_forward_flops(&t->cfg, t->o.batch, t->o.seq);
   t->tot.last_eval = -1;
@@ -348,14 +368,17 @@ static ot_status train_open_parts(trainer *t, ot_error *err) {
                         t->cfg.name, t->o.seq, t->cfg.max_position_embeddings);
   if (t->o.steps < t->step)
     return ot_error_set(err, OT_EINVAL, "train: the checkpoint is at step %u, past --steps %u", t->step, t->o.steps);
+  /* the program first: a model the chip cannot hold is refused before any data is read */
+  if (ot_chip_open(t->o.chip, &t->chip, err)) return err->code;
+  if (train_device_make(t, MODEL_GRAPH_TRAIN, t->o.batch, &t->dev, err)) return err->code;
   if (train_open_tokenizer(t, err) || train_open_data(t, err)) return err->code;
   if (t->o.resume_dir && ot_dataset_set_state(t->ds, ds, err)) return err->code;
-  if (ot_chip_open(t->o.chip, &t->chip, err) || train_alloc(t, err)) return err->code;
-  if (train_device_make(t, MODEL_GRAPH_TRAIN, t->o.batch, &t->dev, err)) return err->code;
+  if (train_alloc(t, err)) return err->code;
   return train_init_weights(t, err);
 }
 
 ot_status train_open(const train_opts *o, trainer **out, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   *out = NULL;
   trainer *t = calloc(1, sizeof *t);
   if (!t) return ot_error_set(err, OT_ENOMEM, "train: out of memory");
@@ -437,6 +460,7 @@ static void train_account(trainer *t, train_step_info *info, const ot_run_summar
 }
 
 ot_status train_step_on(trainer *t, const uint32_t *window, train_step_info *info, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   double t0 = train_now();
   float hyper[6];
   ot_run_options ro;
@@ -463,6 +487,7 @@ ot_status train_step(trainer *t, train_step_info *info, ot_error *err) {
 }
 
 ot_status train_eval(trainer *t, double *loss, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   size_t n = ot_dataset_eval_batches(t->ds);
   if (n > t->o.eval_batches) n = t->o.eval_batches;
   if (!n) return ot_error_set(err, OT_EINVAL, "train: no held-out batch of %u x %u tokens (eval fraction %g)",
@@ -494,9 +519,23 @@ static uint32_t argmax_row(const float *v, uint32_t n) {
   return best;
 }
 
-/* The next id after ctx (n ids, 1 <= n <= seq): the window padded with zeros, row n-1 of the logits
-** (causal attention: later positions do not change it). */
-static ot_status train_next_id(trainer *t, const uint32_t *ctx, size_t n, uint32_t *id, ot_error *err) {
+/* Greedy (temperature 0) or sampled from softmax(v / temperature), in double. */
+static uint32_t pick_id(const float *v, uint32_t n, double temperature, ot_rng *rng) {
+  uint32_t best = argmax_row(v, n);
+  if (temperature <= 0) return best;
+  double sum = 0, u = (double)ot_rng_u32(rng) / 4294967296.0;
+  for (uint32_t i = 0; i < n; i++) sum += exp(((double)v[i] - v[best]) / temperature);
+  double acc = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    acc += exp(((double)v[i] - v[best]) / temperature) / sum;
+    if (u < acc) return i;
+  }
+  return best;
+}
+
+/* The logits after ctx (n ids, 1 <= n <= seq): the window padded with zeros, row n-1 of the
+** logits (causal attention: later positions do not change it). */
+static ot_status train_next_logits(trainer *t, const uint32_t *ctx, size_t n, const float **row, ot_error *err) {
   uint32_t S = t->o.seq, V = t->cfg.vocab_size;
   ot_run_options ro;
   ot_run_options_default(&ro);
@@ -504,23 +543,36 @@ static ot_status train_next_id(trainer *t, const uint32_t *ctx, size_t n, uint32
   if (ot_device_write(t->gen_dev, "ids", OT_DT_INT32, t->ids, (size_t)S * 4) || ot_device_run(t->gen_dev, &ro) ||
       ot_device_read(t->gen_dev, "logits", OT_DT_FP32, t->scratch, (size_t)S * V * 4))
     return dev_fail(t->gen_dev, "generation", err);
-  *id = argmax_row(t->scratch + (n - 1) * V, V);
+  *row = t->scratch + (n - 1) * V;
   return OT_OK;
 }
 
-ot_status train_generate(trainer *t, const uint32_t *prompt, size_t n, size_t max_new, uint32_t **out, ot_error *err) {
+ot_status train_generate(trainer *t, const uint32_t *prompt, size_t n, size_t max_new, double temperature,
+                         uint64_t seed, uint32_t **out, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   if (!n) return ot_error_set(err, OT_EINVAL, "generate: empty prompt");
   if (!t->gen_dev && train_device_make(t, MODEL_GRAPH_FORWARD, 1, &t->gen_dev, err)) return err->code;
   if (train_copy_weights(t, t->gen_dev, err)) return err->code;
+  uint64_t logits = (uint64_t)t->o.seq * t->cfg.vocab_size;
+  if (logits > t->scratch_count) { /* the [seq, V] logits of a window */
+    float *bigger = realloc(t->scratch, (size_t)logits * sizeof(float));
+    if (!bigger) return ot_error_set(err, OT_ENOMEM, "generate: out of memory");
+    t->scratch = bigger;
+    t->scratch_count = logits;
+  }
   uint32_t *all = malloc((n + max_new) * sizeof *all);
   if (!all) return ot_error_set(err, OT_ENOMEM, "generate: out of memory");
+  ot_rng rng;
+  ot_rng_seed(&rng, seed);
   memcpy(all, prompt, n * sizeof *all);
   for (size_t i = 0; i < max_new; i++) {
     size_t len = n + i, start = len > t->o.seq ? len - t->o.seq : 0; /* slide the window at the context end */
-    if (train_next_id(t, all + start, len - start, &all[len], err)) {
+    const float *row = NULL;
+    if (train_next_logits(t, all + start, len - start, &row, err)) {
       free(all);
       return err->code;
     }
+    all[len] = pick_id(row, t->cfg.vocab_size, temperature, &rng);
   }
   memmove(all, all + n, max_new * sizeof *all);
   *out = all;
@@ -574,6 +626,7 @@ static void train_print_summary(const trainer *t, FILE *out) {
 }
 
 ot_status train_run(trainer *t, FILE *out, ot_error *err) {
+  ot_error_clear(err); /* err->code is returned below: start from a clean report */
   if (out)
     fprintf(out, "training %s (%llu parameters) on a simulated %s: batch %u x sequence %u, steps %u to %u, %s\n",
             t->cfg.name, (unsigned long long)ot_model_config_param_count(&t->cfg), ot_chip_name(t->chip), t->o.batch,

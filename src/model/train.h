@@ -85,10 +85,11 @@ ot_status train_eval(trainer *t, double *loss, ot_error *err);
 ot_status train_save(trainer *t, const char *dir, ot_error *err);
 /* The current weights (read back from the device) into p (allocated here). */
 ot_status train_params(trainer *t, ot_model_params *p, ot_error *err);
-/* Greedy continuation of prompt (n ids) by max_new ids, recomputing the whole window each time
-** (a forward program of [1, seq]); *out (malloc'd) holds the new ids. */
-ot_status train_generate(trainer *t, const uint32_t *prompt, size_t n, size_t max_new, uint32_t **out,
-                         ot_error *err);
+/* Continue prompt (n ids) by max_new ids, recomputing the whole window each time (a forward
+** program of [1, seq]): greedy when temperature is 0, else sampled from softmax(logits /
+** temperature) with a seeded generator.  *out (malloc'd) holds the new ids. */
+ot_status train_generate(trainer *t, const uint32_t *prompt, size_t n, size_t max_new, double temperature,
+                         uint64_t seed, uint32_t **out, ot_error *err);
 /* Run to o->steps: a progress line per step, evaluation and checkpoints as configured, a summary. */
 ot_status train_run(trainer *t, FILE *out, ot_error *err);
 

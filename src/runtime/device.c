@@ -126,8 +126,36 @@ static ot_status dev_check_tensors(ot_device *d, const ot_program *p) {
   return OT_OK;
 }
 
-/* Take ownership of prog: verify it, give constants their values. */
-static ot_status dev_adopt(ot_device *d, ot_program *prog) {
+static bool dev_same_tensor(const ot_tensor_info *a, const ot_tensor_info *b) {
+  if (a->dtype != b->dtype || a->ndim != b->ndim || strcmp(a->name, b->name)) return false;
+  for (unsigned k = 0; k < a->ndim && k < OT_TENSOR_MAX_DIMS; k++)
+    if (a->shape[k] != b->shape[k]) return false;
+  return true;
+}
+
+/* Move the values of the loaded program's tensors into the new program's tensors t that have
+** the same name, dtype and shape (constants excepted: they have their own values).  The byte
+** size is then equal too, so a value moves without a copy. */
+static void dev_carry_values(ot_device *d, const ot_program *prog, dev_tensor *t) {
+  if (!d->prog || !d->t) return;
+  for (uint32_t i = 0; i < prog->n_tensors; i++) {
+    const ot_tensor_info *ni = &prog->tensors[i];
+    if (ni->role == OT_ROLE_CONST || t[i].data) continue;
+    /* programs built from one model list their tensors in the same order: try index i first */
+    for (uint32_t probe = 0; probe <= d->prog->n_tensors; probe++) {
+      uint32_t j = probe == 0 ? i : probe - 1;
+      if (j >= d->prog->n_tensors || !d->t[j].data || d->prog->tensors[j].role == OT_ROLE_CONST) continue;
+      if (!dev_same_tensor(ni, &d->prog->tensors[j])) continue;
+      t[i].data = d->t[j].data;
+      d->t[j].data = NULL;
+      break;
+    }
+  }
+}
+
+/* Take ownership of prog: verify it, give constants their values (and, with keep, the loaded
+** program's values to the tensors that match). */
+static ot_status dev_adopt(ot_device *d, ot_program *prog, bool keep) {
   ot_error e;
   ot_error_clear(&e);
   ot_status s = ot_program_verify(prog, d->chip, &e);
@@ -148,14 +176,15 @@ static ot_status dev_adopt(ot_device *d, ot_program *prog) {
     ot_program_free(prog);
     return s;
   }
+  if (keep) dev_carry_values(d, prog, t);
   dev_drop_program(d);
   d->prog = prog;
   d->t = t;
   return OT_OK;
 }
 
-ot_status ot_device_load(ot_device *d, const ot_program *prog) {
-  if (!prog) return dev_fail(d, OT_EINVAL, "ot_device_load: program is NULL");
+static ot_status dev_load(ot_device *d, const ot_program *prog, bool keep) {
+  if (!prog) return dev_fail(d, OT_EINVAL, "%s: program is NULL", keep ? "ot_device_load_keep" : "ot_device_load");
   /* A deep copy through the program file form: the device never depends on the caller's. */
   void *bytes = NULL;
   size_t n = 0;
@@ -166,8 +195,12 @@ ot_status ot_device_load(ot_device *d, const ot_program *prog) {
   if (!s) s = ot_program_deserialize(bytes, n, &copy, &e);
   free(bytes);
   if (s) return dev_keep(d, s, &e);
-  return dev_adopt(d, copy);
+  return dev_adopt(d, copy, keep);
 }
+
+ot_status ot_device_load(ot_device *d, const ot_program *prog) { return dev_load(d, prog, false); }
+
+ot_status ot_device_load_keep(ot_device *d, const ot_program *prog) { return dev_load(d, prog, true); }
 
 ot_status ot_device_load_file(ot_device *d, const char *path) {
   if (!path) return dev_fail(d, OT_EINVAL, "ot_device_load_file: path is NULL");
@@ -176,7 +209,7 @@ ot_status ot_device_load_file(ot_device *d, const char *path) {
   ot_error_clear(&e);
   ot_status s = ot_program_open(path, &prog, &e);
   if (s) return dev_keep(d, s, &e);
-  return dev_adopt(d, prog);
+  return dev_adopt(d, prog, false);
 }
 
 /* ---- tensors ----------------------------------------------------------------------------- */

@@ -60,7 +60,10 @@ typedef struct {
   uint32_t cores, queues, semaphores;
   ot_engine_stats *eng;              /* [core * OT_ENG_COUNT + engine] */
   uint32_t *sem_signallers;          /* [core * semaphores + s]: who incremented it, bit e = engine e,
-                                     ** bit OT_SIGNAL_DMA = a DMA completion */
+                                     ** bit OT_SIGNAL_DMA = a DMA completion, bit OT_SIGNAL_REMOTE =
+                                     ** another core (sem_inc core=, dma_copy sem_core=) */
+  uint64_t *sem_remote_from;         /* [core * semaphores + s]: bit c = core c sent it a remote increment */
+  uint64_t remote_signals;           /* remote semaphore increments delivered (all cores) */
   ot_queue_stats *queue;             /* [core * queues + q] */
   ot_mem_traffic mem[OT_MEM_COUNT];  /* indexed by ot_mem */
   uint64_t model_flops;              /* matmul FLOPs (2*K*M*N) */
@@ -85,8 +88,10 @@ void ot_sim_stats_tag_add(ot_sim_stats *st, uint32_t tag, unsigned engine, ot_ps
 void ot_sim_stats_tags_free(ot_sim_stats *st);
 
 #define OT_SIGNAL_DMA 31
+#define OT_SIGNAL_REMOTE 30
 
-/* "DMA", "tensor", "sync+DMA", ... for the signallers of semaphore sem of core (buf returned). */
+/* "DMA", "tensor", "sync+DMA", "sync+core1+core3", ... for the signallers of semaphore sem of core
+** (buf returned); remote increments name the sending core. */
 const char *ot_sim_stats_signallers(const ot_sim_stats *s, uint32_t core, uint32_t sem, char *buf, size_t cap);
 
 /* Print statistics as a table or as JSON. */

@@ -34,6 +34,17 @@ typedef struct {
   bool last_was_mm;
 } sim_engine;
 
+/* A remote semaphore increment in flight (sem_inc core=, dma_copy sem_core=): it lands on core's
+** semaphore at `when`, sequencer.remote_sem_latency_ns after it was sent. */
+typedef struct {
+  ot_ps when;
+  uint64_t seq;              /* send order: ties land in the order they were sent */
+  uint32_t core, sem, from_core;
+  int64_t delta;
+  unsigned who;              /* the sending engine, or OT_SIGNAL_DMA */
+  uint32_t *race_clock;      /* race checker: the sender's clock when it was sent (owned) */
+} sim_remote;
+
 struct ot_sim {
   const ot_chip *chip;
   const ot_program *prog;
@@ -49,6 +60,9 @@ struct ot_sim {
   ot_trace trace;
   uint32_t **names;          /* per stream: trace string of each instruction (0 = not yet) */
   ot_race *race;
+  sim_remote *remote;        /* remote increments in flight (unordered; the earliest lands first) */
+  uint32_t n_remote, cap_remote;
+  uint64_t remote_seq;
   uint64_t executed;
   unsigned warnings;
   ot_error *err;             /* of the current run */
@@ -78,7 +92,8 @@ static ot_status alloc_stats(ot_sim *s, ot_error *err) {
   st->eng = calloc((size_t)s->cores * OT_ENG_COUNT, sizeof *st->eng);
   st->queue = calloc((size_t)s->cores * st->queues, sizeof *st->queue);
   st->sem_signallers = calloc((size_t)s->cores * st->semaphores, sizeof *st->sem_signallers);
-  if (!st->eng || !st->queue || !st->sem_signallers) return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
+  st->sem_remote_from = calloc((size_t)s->cores * st->semaphores, sizeof *st->sem_remote_from);
+  if (!st->eng || !st->queue || !st->sem_signallers || !st->sem_remote_from) return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
   for (size_t i = 0; i < (size_t)s->cores * OT_ENG_COUNT; i++)
     if (!(st->eng[i].idle_sem = calloc(st->semaphores, sizeof(ot_ps))))
       return ot_error_set(err, OT_ENOMEM, "out of memory for statistics");
@@ -164,6 +179,9 @@ void ot_sim_free(ot_sim *s) {
   free(s->stats.eng);
   free(s->stats.queue);
   free(s->stats.sem_signallers);
+  free(s->stats.sem_remote_from);
+  for (uint32_t i = 0; i < s->n_remote; i++) free(s->remote[i].race_clock);
+  free(s->remote);
   ot_sim_stats_tags_free(&s->stats);
   free(s->core);
   free(s->eng);
@@ -271,6 +289,59 @@ static void sem_add(ot_sim *s, uint32_t core, uint32_t sem, int64_t delta, ot_ps
   wake_waiters(s, core, sem, when);
 }
 
+/* Send a remote increment of semaphore sem of core `to`: it lands remote_sem_latency_ns after
+** `when`.  tid: the sending thread (its race clock is kept with the increment). */
+static ot_status remote_send(ot_sim *s, uint32_t from, uint32_t to, uint32_t sem, int64_t delta, ot_ps when, uint32_t tid,
+                             unsigned who) {
+  if (s->n_remote == s->cap_remote) {
+    uint32_t cap = s->cap_remote ? 2 * s->cap_remote : 16;
+    sim_remote *r = realloc(s->remote, cap * sizeof *r);
+    if (!r) return ot_error_set(s->err, OT_ENOMEM, "out of memory for remote semaphore increments");
+    s->remote = r;
+    s->cap_remote = cap;
+  }
+  sim_remote *r = &s->remote[s->n_remote];
+  memset(r, 0, sizeof *r);
+  if (s->race) {
+    if (!(r->race_clock = malloc(ot_race_thread_count(s->race) * sizeof *r->race_clock)))
+      return ot_error_set(s->err, OT_ENOMEM, "out of memory for the race checker");
+    ot_race_clock_snapshot(s->race, tid, r->race_clock);
+  }
+  r->when = when + ns_to_ps(s, s->chip->seq.remote_sem_latency_ns);
+  r->seq = s->remote_seq++;
+  r->core = to;
+  r->sem = sem;
+  r->from_core = from;
+  r->delta = delta;
+  r->who = who;
+  s->n_remote++;
+  return OT_OK;
+}
+
+/* The remote increment that lands next (earliest, then first sent), or UINT32_MAX. */
+static uint32_t remote_next(const ot_sim *s) {
+  uint32_t best = UINT32_MAX;
+  for (uint32_t i = 0; i < s->n_remote; i++)
+    if (best == UINT32_MAX || s->remote[i].when < s->remote[best].when ||
+        (s->remote[i].when == s->remote[best].when && s->remote[i].seq < s->remote[best].seq))
+      best = i;
+  return best;
+}
+
+static void remote_land(ot_sim *s, uint32_t i) {
+  sim_remote r = s->remote[i];
+  s->remote[i] = s->remote[--s->n_remote];
+  size_t slot = (size_t)r.core * s->stats.semaphores + r.sem;
+  s->stats.sem_signallers[slot] |= 1u << OT_SIGNAL_REMOTE;
+  if (r.from_core < 64) s->stats.sem_remote_from[slot] |= 1ull << r.from_core;
+  s->stats.remote_signals++;
+  (void)r.who;
+  if (s->race) ot_race_sem_release_clock(s->race, r.race_clock, r.core, r.sem);
+  free(r.race_clock);
+  s->core[r.core].sem[r.sem] += r.delta;
+  wake_waiters(s, r.core, r.sem, r.when);
+}
+
 /* Release a barrier once every engine of the core with work left has reached it; when is the
 ** time of the event that may complete it (an arrival, or an engine halting). */
 static void barrier_check(ot_sim *s, uint32_t core, ot_ps when) {
@@ -322,6 +393,8 @@ static ot_status check_regs(ot_sim *s, const sim_engine *e, const ot_insn *in) {
       return runtime_error(s, e, e->pc, "semaphore s%d does not exist (s0..s%u)", o->i, s->chip->seq.semaphores - 1);
     if (kind == OT_OK_LABEL && (o->i < 0 || (uint32_t)o->i > e->stream->n))
       return runtime_error(s, e, e->pc, "branch target %d outside the stream (0..%u)", o->i, e->stream->n);
+    if (kind == OT_OK_CORE && o->i != OT_CORE_SELF && (o->i < 0 || (uint32_t)o->i >= s->cores))
+      return runtime_error(s, e, e->pc, "core %d does not run in this program (cores 0..%u)", o->i, s->cores - 1);
     if (kind == OT_OK_QUEUE && (o->i < 0 || (uint32_t)o->i >= s->chip->dma.queues))
       return runtime_error(s, e, e->pc, "DMA queue q%d does not exist (q0..q%u)", o->i, s->chip->dma.queues - 1);
   }
@@ -386,7 +459,14 @@ static ot_status step_control(ot_sim *s, sim_engine *e, const ot_insn *in) {
     }
     block(e, ENG_WAIT_SEM);
     return OT_OK;
-  case OT_OP_SEM_INC: sem_add(s, core, (uint32_t)o[0].i, o[1].i, end, tid, e->id); break;
+  case OT_OP_SEM_INC:
+    if (o[2].i != OT_CORE_SELF && (uint32_t)o[2].i != core) {
+      ot_status st = remote_send(s, core, (uint32_t)o[2].i, (uint32_t)o[0].i, o[1].i, end, tid, e->id);
+      if (st) return st;
+    } else {
+      sem_add(s, core, (uint32_t)o[0].i, o[1].i, end, tid, e->id);
+    }
+    break;
   case OT_OP_SEM_SET: sem_add(s, core, (uint32_t)o[0].i, (int64_t)o[1].i - s->core[core].sem[o[0].i], end, tid, e->id); break;
   case OT_OP_BARRIER:
     block(e, ENG_WAIT_BARRIER);
@@ -441,6 +521,7 @@ static ot_status step_dma(ot_sim *s, sim_engine *e, const ot_insn *in) {
   x.core = e->core;
   x.queue = (uint32_t)in->o[0].i;
   x.sem = (uint32_t)in->o[indirect ? 4 : 3].i;
+  x.sem_core = in->op == OT_OP_DMA_COPY && in->o[4].i != OT_CORE_SELF ? (uint32_t)in->o[4].i : e->core;
   x.stream = e->stream_index;
   x.pc = e->pc;
   x.ready = issue_end + ns_to_ps(s, s->chip->dma.start_latency_ns);
@@ -519,6 +600,7 @@ static ot_status complete_dma(ot_sim *s, uint32_t idx, ot_ps now) {
     const sim_engine *issuer = &s->eng[x->core * OT_ENG_COUNT + st->engine];
     trace_event(s, x->core, OT_TRACK_QUEUE, (uint16_t)x->queue, OT_EV_DMA, x->start, now, insn_name(s, issuer, x->pc), in->tag);
   }
+  if (x->sem_core != x->core) return remote_send(s, x->core, x->sem_core, x->sem, 1, now, qtid, OT_SIGNAL_DMA);
   sem_add(s, x->core, x->sem, 1, now, qtid, OT_SIGNAL_DMA);
   return OT_OK;
 }
@@ -779,7 +861,15 @@ ot_status ot_sim_run(ot_sim *s, ot_error *err) {
   for (;;) {
     sim_engine *e = next_engine(s);
     ot_ps tdma = ot_dma_next_event(&s->dma);
-    if (!e && tdma == UINT64_MAX) break;
+    uint32_t ri = remote_next(s);
+    ot_ps trem = ri == UINT32_MAX ? UINT64_MAX : s->remote[ri].when;
+    if (!e && tdma == UINT64_MAX && trem == UINT64_MAX) break;
+    /* Ties: DMA events, then remote semaphore increments landing, then engines. */
+    if (trem != UINT64_MAX && trem < tdma && (!e || trem <= e->t)) {
+      now = trem;
+      remote_land(s, ri);
+      continue;
+    }
     if (tdma != UINT64_MAX && (!e || tdma <= e->t)) {
       now = tdma;
       uint32_t n = ot_dma_advance(&s->dma, tdma, done, (uint32_t)cap);

@@ -8,6 +8,7 @@
 typedef struct {
   /* what to do at completion */
   uint32_t core, queue, sem;
+  uint32_t sem_core;         /* core whose semaphore the completion increments (dma_copy sem_core=) */
   uint32_t stream, pc;       /* the triggering instruction */
   ot_view dst, src;
   ot_view idx;               /* dma_gather / dma_scatter_add: the indices (mem OT_MEM_NONE otherwise) */

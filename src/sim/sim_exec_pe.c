@@ -216,7 +216,7 @@ MM_INLINE void mm_prefetch_tile(const float *C, uint64_t ldc, uint32_t m0, uint3
 /* n blocks outer so one packed moving panel (K x nb floats) stays in L1 across all m blocks.
 ** Whole tiles are updated in place in C; edge tiles through a zero-padded copy. */
 MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M, uint32_t N,
-                      int v8, uint32_t mb, uint32_t nb, mm_ahead *ah) {
+                      int v8, uint32_t mb, uint32_t nb, mm_ahead *ah, bool zero) {
   uint32_t nmb = (M + mb - 1) / mb, nnb = (N + nb - 1) / nb;
   float t[MB * NB];
   for (uint32_t bn = 0; bn < nnb; bn++)
@@ -225,7 +225,9 @@ MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, 
       mm_ahead_step(ah);
       mm_block_rows(M, bm, &m0, &rows);
       const float *sp = Sp + (uint64_t)bm * K * mb, *bp = Bp + (uint64_t)bn * K * nb;
-      if (bm + 1 < nmb) mm_block_rows(M, bm + 1, &pm0, &prows), mm_prefetch_tile(C, ldc, pm0, prows, n0);
+      if (zero) /* a new accumulation group: the tile's part of C starts at +0, here rather than in a pass of its own */
+        for (uint32_t i = 0; i < rows; i++) memset(C + (uint64_t)(m0 + i) * ldc + n0, 0, (N - n0 < nb ? N - n0 : nb) * sizeof *C);
+      else if (bm + 1 < nmb) mm_block_rows(M, bm + 1, &pm0, &prows), mm_prefetch_tile(C, ldc, pm0, prows, n0);
       else if (n0 + nb < N) mm_block_rows(M, 0, &pm0, &prows), mm_prefetch_tile(C, ldc, pm0, prows, n0 + nb);
       if (rows == mb && n0 + nb <= N) {
         MM_TILE(v8, C + (uint64_t)m0 * ldc + n0, ldc, sp, bp, K);
@@ -245,19 +247,21 @@ MM_INLINE void mm_run(float *C, uint64_t ldc, const float *Sp, const float *Bp, 
 }
 
 static void mm_run_generic(float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K, uint32_t M,
-                           uint32_t N, mm_ahead *ah) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 0, 6, 16, ah);
+                           uint32_t N, mm_ahead *ah, bool zero) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 0, 6, 16, ah, zero);
 }
 
 #if MM_X86_DISPATCH
 /* The same code with 256-bit vectors (no FMA: multiply and add stay separate roundings). */
 __attribute__((target("avx2"))) static void mm_run_avx2(float *C, uint64_t ldc, const float *Sp, const float *Bp,
-                                                         uint32_t K, uint32_t M, uint32_t N, mm_ahead *ah) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 1, 6, 16, ah);
+                                                         uint32_t K, uint32_t M, uint32_t N, mm_ahead *ah,
+                                                         bool zero) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 1, 6, 16, ah, zero);
 }
 __attribute__((target("avx2,fma"))) static void mm_run_fma(float *C, uint64_t ldc, const float *Sp, const float *Bp,
-                                                            uint32_t K, uint32_t M, uint32_t N, mm_ahead *ah) {
-  mm_run(C, ldc, Sp, Bp, K, M, N, 2, 6, 16, ah);
+                                                            uint32_t K, uint32_t M, uint32_t N, mm_ahead *ah,
+                                                            bool zero) {
+  mm_run(C, ldc, Sp, Bp, K, M, N, 2, 6, 16, ah, zero);
 }
 #endif
 
@@ -429,20 +433,21 @@ __attribute__((target("avx2"))) static void mm_bf16_row_avx2(float *Bp, const ui
 static uint64_t mm_packed_s(uint32_t K, uint32_t M, uint32_t mb) { return (uint64_t)(M + mb - 1) / mb * mb * K; }
 static uint64_t mm_packed_b(uint32_t K, uint32_t N, uint32_t nb) { return (uint64_t)(N + nb - 1) / nb * nb * K; }
 
-/* C += S^T . B from operands packed for g; row m of C at C + m * ldc.  exact: every product is
-** exact in fp32 (mm_ranges_exact), so the FMA kernel gives the same bits. */
+/* C += S^T . B from operands packed for g; row m of C at C + m * ldc (zero: C = +0 first).
+** exact: every product is exact in fp32 (mm_ranges_exact), so the FMA kernel gives the same
+** bits.  ah: memory to fetch meanwhile (NULL: none). */
 static void mm_compute(const mm_geo *g, float *C, uint64_t ldc, const float *Sp, const float *Bp, uint32_t K,
-                       uint32_t M, uint32_t N, bool exact, mm_ahead *ah) {
+                       uint32_t M, uint32_t N, bool exact, mm_ahead *ah, bool zero) {
   int kern = exact ? g->fma_kernel : g->plain_kernel;
 #if MM_X86_DISPATCH
   switch (kern) {
-  case 2: mm_run_fma(C, ldc, Sp, Bp, K, M, N, ah); return;
-  case 1: mm_run_avx2(C, ldc, Sp, Bp, K, M, N, ah); return;
+  case 2: mm_run_fma(C, ldc, Sp, Bp, K, M, N, ah, zero); return;
+  case 1: mm_run_avx2(C, ldc, Sp, Bp, K, M, N, ah, zero); return;
   default: break;
   }
 #endif
   (void)kern;
-  mm_run_generic(C, ldc, Sp, Bp, K, M, N, ah);
+  mm_run_generic(C, ldc, Sp, Bp, K, M, N, ah, zero);
 }
 
 ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, uint32_t M, uint32_t N) {
@@ -452,7 +457,7 @@ ot_status ot_matmul_f32(float *C, const float *S, const float *B, uint32_t K, ui
   if (Sp && Bp) {
     mm_pack_s(Sp, S, K, M, g.mb, NULL);
     for (uint32_t k = 0; k < K; k++) mm_pack_b_row(Bp, B + (uint64_t)k * N, k, K, N, g.nb);
-    mm_compute(&g, C, N, Sp, Bp, K, M, N, false, NULL);
+    mm_compute(&g, C, N, Sp, Bp, K, M, N, false, NULL, false);
   }
   ot_status st = Sp && Bp ? OT_OK : OT_ENOMEM;
   free(Sp), free(Bp);
@@ -601,19 +606,23 @@ static ot_status matmul_load_moving(ot_exec_op *e, const mm_geo *g, float *Bp, u
 #define MM_CHUNK 128
 static ot_status matmul_bf16_chunks(ot_exec_op *e, const mm_geo *g, float *C, uint64_t ldc, const float *Sp,
                                     const uint8_t *rows, uint64_t pitch, uint32_t K, uint32_t M, uint32_t N,
-                                    double alo, double ahi) {
+                                    double alo, double ahi, bool zero) {
   const ot_core_state *core = e->x->mem.core;
   float *Bp = exec_alloc(e, mm_packed_b(K, N < MM_CHUNK ? N : MM_CHUNK, g->nb), sizeof *Bp);
   if (!Bp) return OT_ENOMEM;
-  for (uint32_t n0 = 0; n0 < N; n0 += MM_CHUNK) { /* the first chunk's rows: fetched by the caller */
+#if defined(__GNUC__)
+  for (uint32_t k = 0; k < 4 && k < K; k++)
+    for (uint32_t b = 0; b < 2 * (N < MM_CHUNK ? N : MM_CHUNK); b += 64) __builtin_prefetch(rows + k * pitch + b);
+#endif
+  for (uint32_t n0 = 0; n0 < N; n0 += MM_CHUNK) {
     uint32_t w = N - n0 < MM_CHUNK ? N - n0 : MM_CHUNK, n1 = n0 + w, w1 = N - n1 < MM_CHUNK ? N - n1 : MM_CHUNK;
     double blo, bhi;
-    mm_bf16_cols(g, Bp, rows, pitch, K, n0, w, false, &blo, &bhi);
+    mm_bf16_cols(g, Bp, rows, pitch, K, n0, w, n0 == 0, &blo, &bhi);
     uint32_t tiles = (w + g->nb - 1) / g->nb * ((M + g->mb - 1) / g->mb), lines = (2 * w1 + 63) / 64;
     mm_ahead ah = {rows + 2 * (uint64_t)n1, pitch, n1 < N ? K : 0, lines, 0, 0};
     ah.per_tile = tiles ? (uint32_t)(((uint64_t)K * lines + tiles - 1) / tiles) : 0;
     bool exact = mm_ranges_exact((ot_dtype)core->stat_dtype, alo, ahi, (ot_dtype)e->v[1].dtype, blo, bhi);
-    mm_compute(g, C + n0, ldc, Sp, Bp, K, M, w, exact, &ah);
+    mm_compute(g, C + n0, ldc, Sp, Bp, K, M, w, exact, &ah, zero);
   }
   return OT_OK;
 }
@@ -638,13 +647,15 @@ static float *matmul_inplace(ot_exec_op *e, uint64_t *ldc) {
 }
 
 /* The accumulator C (row m at C + m * ldc): dst's own PSUM rows when matmul_inplace allows,
-** else a copy (*copy).  It starts from dst's values for acc=1, from zeros for acc=0. */
-static ot_status matmul_accumulator(ot_exec_op *e, uint32_t M, uint32_t N, float **C, uint64_t *ldc, bool *copy) {
+** else a copy (*copy).  It starts from dst's values for acc=1, from zeros for acc=0 (*zero: the
+** kernel is to zero it, tile by tile). */
+static ot_status matmul_accumulator(ot_exec_op *e, uint32_t M, uint32_t N, float **C, uint64_t *ldc, bool *copy,
+                                    bool *zero) {
   bool acc = e->in->o[2].i != 0;
   ot_status st = acc ? matmul_check_acc(e) : OT_OK;
   if (st != OT_OK) return st;
   *C = matmul_inplace(e, ldc);
-  *copy = *C == NULL;
+  *copy = *C == NULL, *zero = false;
   if (*copy) {
     *ldc = N;
     if (!(*C = exec_alloc(e, (uint64_t)M * N, sizeof **C))) return OT_ENOMEM;
@@ -652,7 +663,7 @@ static ot_status matmul_accumulator(ot_exec_op *e, uint32_t M, uint32_t N, float
     else memset(*C, 0, (size_t)M * N * sizeof **C);
     return OT_OK;
   }
-  for (uint32_t m = 0; !acc && m < M; m++) memset(*C + m * *ldc, 0, (size_t)N * sizeof **C);
+  *zero = !acc;
   return OT_OK;
 }
 
@@ -664,7 +675,7 @@ ot_status exec_matmul(ot_exec_op *e) {
   mm_geo g = mm_geometry();
   float *Sp = exec_alloc(e, mm_packed_s(K, M, g.mb), sizeof *Sp), *Bp = NULL, *C;
   uint64_t ldc, pitch = 0;
-  bool copy;
+  bool copy, zero;
   double alo, ahi, blo = 0, bhi = 0;
   if (!Sp) return OT_ENOMEM;
   if ((st = exec_check_init(e, 1)) != OT_OK) return st;
@@ -676,17 +687,14 @@ ot_status exec_matmul(ot_exec_op *e) {
     if (rows) mm_bf16_cols(&g, Bp, rows, pitch, K, 0, N, true, &blo, &bhi);
     else if ((st = matmul_load_moving(e, &g, Bp, K, N, &blo, &bhi)) != OT_OK) return st;
   }
-  if ((st = matmul_accumulator(e, M, N, &C, &ldc, &copy)) != OT_OK) return st;
-  /* the first chunk's moving rows arrive while the stationary is packed */
-  uint32_t w0 = N < MM_CHUNK ? N : MM_CHUNK;
-  mm_ahead ah = {rows, pitch, chunks ? K : 0, (2 * w0 + 63) / 64, (2 * w0 + 63) / 64, 0};
-  mm_pack_s(Sp, core->stationary, K, M, g.mb, &ah);
+  if ((st = matmul_accumulator(e, M, N, &C, &ldc, &copy, &zero)) != OT_OK) return st;
+  mm_pack_s(Sp, core->stationary, K, M, g.mb, NULL);
   mm_range(core->stationary, (uint64_t)K * M, &alo, &ahi);
   if (chunks && N) {
-    if ((st = matmul_bf16_chunks(e, &g, C, ldc, Sp, rows, pitch, K, M, N, alo, ahi)) != OT_OK) return st;
+    if ((st = matmul_bf16_chunks(e, &g, C, ldc, Sp, rows, pitch, K, M, N, alo, ahi, zero)) != OT_OK) return st;
   } else if (N) {
     bool exact = mm_ranges_exact((ot_dtype)core->stat_dtype, alo, ahi, (ot_dtype)e->v[1].dtype, blo, bhi);
-    mm_compute(&g, C, ldc, Sp, Bp, K, M, N, exact, NULL);
+    mm_compute(&g, C, ldc, Sp, Bp, K, M, N, exact, NULL, zero);
   }
   if (copy) return exec_write_f32(e, 0, C, true);
   ot_view_mark_written(&e->x->mem, &e->v[0], true);

@@ -39,7 +39,10 @@ void ot_site_format(const ot_site *s, char *buf, size_t cap) {
   }
   char line[32] = "";
   if (s->insn && s->insn->line) snprintf(line, sizeof line, " (line %u)", s->insn->line);
-  snprintf(buf, cap, "core %u %s pc %u%s `%s`", s->core, ot_engine_name(s->engine), s->pc, line, text);
+  /* A compiled instruction names the graph node it came from: the user's model, not our code. */
+  const char *node = s->insn && s->insn->tag && s->prog && s->insn->tag < s->prog->strings_len ? ot_program_string(s->prog, s->insn->tag) : "";
+  snprintf(buf, cap, "core %u %s pc %u%s%s%s%s `%s`", s->core, ot_engine_name(s->engine), s->pc, line, *node ? " (graph node '" : "",
+           node, *node ? "')" : "", text);
 }
 
 ot_status ot_site_error(const ot_site *site, ot_error *err, const char *fmt, ...) {
@@ -336,29 +339,30 @@ void ot_hbm_free(ot_hbm *h) {
   memset(h, 0, sizeof *h);
 }
 
-/* Page i, allocated on demand when alloc: zeroed, unless whole (the caller writes all of it);
-** NULL if absent or out of memory. */
-static uint8_t *hbm_page_get(const ot_hbm *h, uint64_t i, bool alloc, bool whole) {
+/* Page i, allocated on demand when alloc: zeroed but for bytes [in, in + k), which the caller
+** is about to write; NULL if absent or out of memory. */
+static uint8_t *hbm_page_get(const ot_hbm *h, uint64_t i, bool alloc, uint64_t in, uint64_t k) {
   if (!h->pages || i >= h->n_pages) return NULL;
   if (!h->pages[i] && alloc) {
     uint8_t *pg = NULL;
+    if (in > HBM_PAGE || k > HBM_PAGE - in) in = k = 0;
 #if POOL_ENABLED
-    if ((pg = pool_take(BLK_HBM_PAGE, HBM_PAGE)) && !whole) memset(pg, 0, HBM_PAGE);
+    if ((pg = pool_take(BLK_HBM_PAGE, HBM_PAGE))) memset(pg, 0, in), memset(pg + in + k, 0, HBM_PAGE - in - k);
 #endif
-    if (!pg) pg = whole ? malloc(HBM_PAGE) : calloc(HBM_PAGE, 1);
+    if (!pg) pg = k == HBM_PAGE ? malloc(HBM_PAGE) : calloc(HBM_PAGE, 1);
     h->pages[i] = pg;
   }
   return h->pages[i];
 }
 
-static uint8_t *hbm_page(const ot_hbm *h, uint64_t i, bool alloc) { return hbm_page_get(h, i, alloc, false); }
+static uint8_t *hbm_page(const ot_hbm *h, uint64_t i, bool alloc) { return hbm_page_get(h, i, alloc, 0, 0); }
 
 ot_status ot_hbm_write(ot_hbm *h, uint64_t off, const void *src, uint64_t n) {
   if (!h || off > h->bytes || n > h->bytes - off) return OT_EINVAL;
   const uint8_t *s = src;
   while (n) {
     uint64_t in = off & HBM_MASK, k = HBM_PAGE - in < n ? HBM_PAGE - in : n;
-    uint8_t *pg = hbm_page_get(h, off >> OT_HBM_PAGE_BITS, true, k == HBM_PAGE);
+    uint8_t *pg = hbm_page_get(h, off >> OT_HBM_PAGE_BITS, true, in, k);
     if (!pg) return OT_ENOMEM;
     memcpy(pg + in, s, k);
     s += k, off += k, n -= k;
@@ -826,7 +830,7 @@ static uint64_t copy_piece(const ot_mem_ctx *m, ot_mem dmem, uint64_t da, ot_mem
   else if (h && da < h->bytes && len <= h->bytes - da) {
     uint64_t in = da & HBM_MASK;
     if (len > HBM_PAGE - in) len = HBM_PAGE - in;
-    uint8_t *pg = hbm_page_get(h, da >> OT_HBM_PAGE_BITS, true, len == HBM_PAGE);
+    uint8_t *pg = hbm_page_get(h, da >> OT_HBM_PAGE_BITS, true, in, len);
     if (pg) *dst = pg + in;
   }
   return len;

@@ -736,6 +736,11 @@ void ot_race_sem_inc(ot_race *r, uint32_t tid, uint32_t core, uint32_t sem) {
   clock_tick(r, tid);
 }
 
+void ot_race_sem_release_clock(ot_race *r, const uint32_t *clock, uint32_t core, uint32_t sem) {
+  if (!r || !clock || core >= r->cores || sem >= r->nsems) return;
+  clock_join(&r->sem[((size_t)core * r->nsems + sem) * r->n], clock, r->n);
+}
+
 void ot_race_sem_acquire(ot_race *r, uint32_t tid, uint32_t core, uint32_t sem) {
   if (!r || tid >= r->n || core >= r->cores || sem >= r->nsems) return;
   clock_join(thread_clock(r, tid), &r->sem[((size_t)core * r->nsems + sem) * r->n], r->n);

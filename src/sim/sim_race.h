@@ -11,6 +11,8 @@
 **     completion semaphore (in that order: accesses reported after the increment would be
 **     treated as ordered before the semaphore's waiters, and races with them missed);
 **   - sem_inc and sem_set: ot_race_sem_inc (both release what the thread did before);
+**   - a remote increment (sem_inc core=, a dma_copy completion with sem_core=): a snapshot of the
+**     sender's clock when it is sent, ot_race_sem_release_clock on the target core when it lands;
 **   - a sem_wait that passes, at once or when woken: ot_race_sem_acquire;
 **   - a barrier: ot_race_barrier with the engines it releases.
 ** The call order must be a linearisation of simulated time: an access reported for a thread
@@ -37,5 +39,10 @@ uint64_t ot_race_shadow_bytes(const ot_race *r);
 ** queue, when the transfer runs). */
 void ot_race_clock_snapshot(ot_race *r, uint32_t tid, uint32_t *out);
 void ot_race_clock_acquire(ot_race *r, uint32_t tid, const uint32_t *clock);
+/* A remote semaphore increment (sem_inc core=, dma_copy sem_core=) lands after a latency: the
+** sender's clock is snapshotted (ot_race_clock_snapshot) when it is sent and joined into semaphore
+** sem of core when it lands, so the waiters it releases on the other core are ordered after
+** everything the sender did before sending -- a cross-core synchronisation edge. */
+void ot_race_sem_release_clock(ot_race *r, const uint32_t *clock, uint32_t core, uint32_t sem);
 
 #endif

@@ -89,6 +89,9 @@ const char *ot_sim_stats_signallers(const ot_sim_stats *s, uint32_t core, uint32
   for (unsigned e = 0; e < OT_ENG_COUNT; e++)
     if (m & (1u << e)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? "+" : "", ot_engine_name((ot_engine)e));
   if (m & (1u << OT_SIGNAL_DMA)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%sDMA", n ? "+" : "");
+  uint64_t from = (m & (1u << OT_SIGNAL_REMOTE)) && s->sem_remote_from ? s->sem_remote_from[(size_t)core * s->semaphores + sem] : 0;
+  for (unsigned c = 0; c < 64; c++)
+    if (from & (1ull << c)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%score%u", n ? "+" : "", c);
   if (!m) snprintf(buf, cap, "nobody");
   return buf;
 }
@@ -198,6 +201,8 @@ void ot_sim_stats_print(const ot_sim_stats *s, const ot_chip *chip, FILE *out) {
   if (chip) fprintf(out, " on %s", ot_chip_name(chip));
   fprintf(out, ", %" PRIu64 " instructions, %" PRIu64 " warning(s)\n", total_insns(s), s->warnings);
   for (uint32_t k = 0; s->eng && k < s->cores; k++) print_core(s, k, out);
+  if (s->remote_signals)
+    fprintf(out, "\nremote semaphore increments (core to core): %" PRIu64 "\n", s->remote_signals);
   fprintf(out, "\nmemory traffic (bytes)\n  %-8s %16s %16s\n", "memory", "read", "written");
   for (unsigned m = 1; m < OT_MEM_COUNT; m++)
     fprintf(out, "  %-8s %16" PRIu64 " %16" PRIu64 "\n", ot_mem_name((ot_mem)m), s->mem[m].read, s->mem[m].written);
@@ -268,6 +273,7 @@ static cJSON *json_stats(const ot_sim_stats *s, const ot_chip *chip) {
   cJSON_AddNumberToObject(o, "total_us", (double)s->total / 1e6);
   cJSON_AddNumberToObject(o, "insns", (double)total_insns(s));
   cJSON_AddNumberToObject(o, "warnings", (double)s->warnings);
+  if (s->remote_signals) cJSON_AddNumberToObject(o, "remote_signals", (double)s->remote_signals);
   cJSON *cores = cJSON_AddArrayToObject(o, "cores");
   for (uint32_t k = 0; s->eng && k < s->cores; k++) cJSON_AddItemToArray(cores, json_core(s, k));
   cJSON *mem = cJSON_AddObjectToObject(o, "memory");

@@ -23,7 +23,7 @@ ot_cli_test(verify_no_chip 2 "no chip" verify ${OT_DATA}/nochip.s)
 ot_cli_test(verify_bad_chip 1 "" verify ${OT_KDIR}/gelu.s --chip no-such-chip)
 ot_cli_test(disasm_garbage 1 "header|bytes" disasm ${OT_DATA}/garbage.bin)
 ot_cli_test(isa 0 "# OpenTRN instruction set" isa)
-ot_cli_test(demo 0 "no violations" demo)
+ot_cli_test(demo 0 "held-out loss" demo --steps 2 --sample 4)
 # asm -> disasm -> asm -> disasm gives the same listing, through the command line.
 add_test(NAME cli.roundtrip COMMAND sh -c
   "set -e; o=$1; d=$2; for k in $d/*.s; do n=$(basename $k .s); $o asm $k -o $3/$n.1.prog >/dev/null; \

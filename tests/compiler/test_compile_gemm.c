@@ -168,6 +168,42 @@ static void test_linear_bias_gelu(void **state) {
   run_case(&d);
 }
 
+/* A run-time error in compiled code names the graph node, not only the instruction. */
+static void test_runtime_error_names_node(void **state) {
+  (void)state;
+  gemm_case gc = {8, 16, 24, 1, false, false, true, false, false, false};
+  ot_graph *g = build(&gc);
+  ot_error err;
+  ot_error_clear(&err);
+  ot_chip *chip = NULL;
+  ot_program *p = NULL;
+  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
+  ot_compile_options o;
+  ot_compile_options_default(&o);
+  o.matmul_dtype = OT_DT_FP32;
+  assert_int_equal(ot_compile(g, chip, &o, &p, &err), OT_OK);
+  ot_device *d;
+  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+  assert_int_equal(ot_device_load(d, p), OT_OK);
+  float a[8 * 16], w[16 * 24];
+  fill(a, 8 * 16, 1);
+  fill(w, 16 * 24, 2);
+  a[5] = NAN;
+  assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, a, sizeof a), OT_OK);
+  assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, sizeof w), OT_OK);
+  ot_run_options ro;
+  ot_run_options_default(&ro);
+  ro.nan_trap = true;
+  assert_int_not_equal(ot_device_run(d, &ro), OT_OK);
+  const char *msg = ot_device_last_error(d);
+  if (!strstr(msg, "(graph node 'fc')")) fprintf(stderr, "message: %s\n", msg);
+  assert_non_null(strstr(msg, "(graph node 'fc')"));
+  ot_device_close(d);
+  ot_program_free(p);
+  ot_chip_free(chip);
+  ot_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_matmul_odd_shapes),
@@ -175,6 +211,7 @@ int main(void) {
     cmocka_unit_test(test_matmul_spill_long_k),
     cmocka_unit_test(test_matmul_fused_transpose_a),
     cmocka_unit_test(test_linear_bias_gelu),
+    cmocka_unit_test(test_runtime_error_names_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

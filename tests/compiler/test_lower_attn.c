@@ -228,6 +228,39 @@ static void test_attention_forward(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_run(&cases[i], false);
 }
 
+/* The head split (split of [B*S, (Hq + 2 Hkv) D] rows, reshape, transpose(0,2,1,3)) and merge
+** (transpose, reshape) around the attention, which compile.c folds into its loads and stores. */
+static void attn_heads_run(int64_t B, int64_t Hq, int64_t Hkv, int64_t S, int64_t D, bool bf16) {
+  ot_graph *g = ot_graph_new();
+  int64_t C = Hq * D, Ckv = Hkv * D, xs[2] = {B * S, C + 2 * Ckv}, sizes[3] = {C, Ckv, Ckv};
+  int64_t perm[4] = {0, 2, 1, 3}, ys[2] = {B * S, C};
+  ot_dtype dt = bf16 ? OT_DT_BF16 : OT_DT_FP32;
+  ot_tid x = ot_graph_input(g, "x", dt, 2, xs), p[3], hd[3];
+  ot_graph_split(g, "split", x, 1, 3, sizes, p);
+  for (int j = 0; j < 3; j++) {
+    int64_t s4[4] = {B, S, j ? Hkv : Hq, D};
+    char n1[16], n2[16];
+    snprintf(n1, sizeof n1, "r%d", j);
+    snprintf(n2, sizeof n2, "t%d", j);
+    hd[j] = ot_graph_transpose(g, n2, ot_graph_reshape(g, n1, p[j], 4, s4), 4, perm);
+  }
+  ot_tid y = ot_graph_attention(g, "attn", hd[0], hd[1], hd[2], true, 0.0f);
+  ot_graph_output(g, ot_graph_reshape(g, "merge", ot_graph_transpose(g, "bshd", y, 4, perm), 2, ys), "out");
+  char label[96];
+  snprintf(label, sizeof label, "attention head views B%lld Hq%lld Hkv%lld S%lld D%lld%s", (long long)B,
+           (long long)Hq, (long long)Hkv, (long long)S, (long long)D, bf16 ? " bf16" : "");
+  case_opts o = bf16 ? opts_bf16(11) : opts_fp32(11);
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_attention_head_views(void **state) {
+  (void)state;
+  attn_heads_run(1, 2, 2, 200, 64, true);
+  attn_heads_run(2, 4, 2, 130, 16, false);
+  attn_heads_run(1, 3, 3, 256, 32, false);
+}
+
 static void test_attention_backward(void **state) {
   (void)state;
   attn_case cases[] = {
@@ -425,6 +458,7 @@ static void test_embedding_bwd(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_attention_forward),
+    cmocka_unit_test(test_attention_head_views),
     cmocka_unit_test(test_attention_backward),
     cmocka_unit_test(test_attention_limits),
     cmocka_unit_test(test_rope),

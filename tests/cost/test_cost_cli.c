@@ -74,18 +74,18 @@ static void test_table(void **state) {
   expect(OPENTRN " cost --model gpt3-175b --tokens 300e9 --flops 3.14e23 --chips none --gpus h100,h200", 0, "1,516,295");
   assert_non_null(strstr(out_buf, "1,743,739"));
   expect(OPENTRN " cost --model gpt3-175b --tokens 300e9 --flops 3.14e23 --chips none --gpus h100 --prices market", 0, "517,920.51");
-  expect(OPENTRN " cost --model llama-3-8b --task serve --prompt 512 --output 256 --batch 8 --view owner", 0, "owner view per chip-hour");
+  expect(OPENTRN " cost --model llama-3-8b --task serve --prompt 512 --output 256 --batch 8 --view owner --chips trn1", 0, "owner view per chip-hour");
   assert_non_null(strstr(out_buf, "trn1.capex"));
   expect(OPENTRN " cost --defaults", 0, "h100.peak_bf16_tflops");
   /* Wall-clock days on a cluster: 0.5997 H100-hours on 2 GPUs = 0.0125 days. */
   expect(OPENTRN " cost --model gpt2 --tokens 1e9 --count 2 --chips none --gpus h100", 0, "0.5997    0.0125");
   /* The break-even a Trainium chip must reach, from prices and peaks (AWS list vs H100). */
-  expect(OPENTRN " cost --model gpt2 --tokens 1e9 --gpus h100", 0, "trn2   MFU >= 0.34 (training, prefill)   MBU >= 0.44 (decode)");
+  expect(OPENTRN " cost --model gpt2 --tokens 1e9 --chips trn2 --gpus h100", 0, "trn2   MFU >= 0.34 (training, prefill)   MBU >= 0.44 (decode)");
 }
 
 static void test_json(void **state) {
   (void)state;
-  expect(OPENTRN " cost --model gpt2 --tokens 1e9 --json --set h100.price_per_hour=2", 0, "\"rows\"");
+  expect(OPENTRN " cost --model gpt2 --tokens 1e9 --json --chips trn2 --set h100.price_per_hour=2", 0, "\"rows\"");
   cJSON *o = cJSON_Parse(out_buf);
   assert_non_null(o);
   const cJSON *rows = cJSON_GetObjectItem(o, "rows"), *row;

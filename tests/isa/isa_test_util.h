@@ -78,6 +78,7 @@ static inline void tu_random_insn(ot_insn *in, ot_opcode op, uint32_t stream_len
     case OT_OK_ACT: o->i = (int32_t)tu_below(OT_ACT_COUNT); break;
     case OT_OK_PAT: for (unsigned d = 0; d < OT_AP_MAX_DIMS; d++) o->pat[d] = (int32_t)(uint32_t)tu_next(); break;
     case OT_OK_FLAG: o->i = (int32_t)tu_below(2); break;
+    case OT_OK_CORE: o->i = (int32_t)tu_below(9) - 1; break;
     default: break;
     }
   }

@@ -36,6 +36,7 @@ static const rule_case cases[] = {
   {OT_RULE_FREE_SIZE, "trn2", ".engine vector\n tensor_copy ps.bf16[0:128]@0[1,4097], sb.bf16[0:128]@0[1,4097]\n", -1},
   {OT_RULE_REGISTER, "trn2", ".engine sync\n reg_set r250, 1\n", -1},
   {OT_RULE_SEMAPHORE, "trn2", ".engine sync\n sem_inc s250\n", -1},
+  {OT_RULE_CORE, "trn2", ".engine sync\n sem_inc s1, core=8\n", -1},
   {OT_RULE_QUEUE, "trn2", ".engine sync\n dma_copy q99, sb.fp32[0:128]@0[1,4], $x[512,128][1,4], s0\n", -1},
   {OT_RULE_BRANCH_TARGET, "trn2", ".engine sync\nL: br L\n", 99},
   {OT_RULE_ALU_OP, "trn2", ".engine sync\n reg_op r1, r1, pow, 2\n", -1},

@@ -9,6 +9,8 @@ usage: model_torch.py grads DIR   reads DIR/config.json, DIR/weights.safetensors
                                   windows in DIR/windows.bin ([steps, batch, seq + 1] int32); runs
                                   torch.optim.AdamW after clip_grad_norm_; writes DIR/ref.safetensors:
                                   "losses" [steps] and every final weight
+       model_torch.py generate DIR greedy continuation of job.json "prompt" (ids) by "n" ids over a
+                                  sliding window of "seq"; writes DIR/ref.safetensors: "ids"
 
 Only json, struct, numpy and torch (Debian python3-torch): the safetensors format is an 8-byte
 little-endian header length, a JSON header, then raw little-endian tensor bytes."""
@@ -179,5 +181,16 @@ def train(d):
     st_save(d + "/ref.safetensors", out)
 
 
+def generate(d):
+    """Greedy continuation of job.json "prompt" by "n" ids over a sliding window of "seq" ids."""
+    cfg, job, W = load(d)
+    ids = list(job["prompt"])
+    with torch.no_grad():
+        for _ in range(job["n"]):
+            ctx = torch.tensor([ids[-job["seq"]:]])
+            ids.append(int(forward(W, cfg, ctx)[-1].argmax()))
+    st_save(d + "/ref.safetensors", {"ids": torch.tensor(ids[len(job["prompt"]):], dtype=DT)})
+
+
 if __name__ == "__main__":
-    {"grads": grads, "train": train}[sys.argv[1]](sys.argv[2])
+    {"grads": grads, "train": train, "generate": generate}[sys.argv[1]](sys.argv[2])

@@ -27,6 +27,7 @@ typedef struct {
 
 static void case_open(tm_case *c, const char *preset, const char *dirname) {
   ot_error err;
+  ot_error_clear(&err);
   assert_int_equal(ot_model_config_preset(preset, &c->cfg, &err), OT_OK);
   tm_params(&c->cfg, 7, &c->p);
   uint64_t s = 99;
@@ -104,6 +105,7 @@ static float *ref_get(void *ctx, const char *name, uint64_t count) {
 
 static void check_ref(tm_case *c) {
   ot_error err;
+  ot_error_clear(&err);
   model_graph_opts o;
   ref_run r;
   model_graph_opts_default(&o, TM_B, TM_S, MODEL_GRAPH_GRADS);
@@ -134,6 +136,7 @@ static float *dev_get(void *ctx, const char *name, uint64_t count) {
 
 static ot_device *dev_run(tm_case *c, ot_dtype matmul) {
   ot_error err;
+  ot_error_clear(&err);
   model_graph_opts o;
   model_graph mg;
   model_graph_opts_default(&o, TM_B, TM_S, MODEL_GRAPH_GRADS);
@@ -194,6 +197,7 @@ static void test_llama_vs_torch(void **state) {
 static void test_names(void **state) {
   (void)state;
   ot_error err;
+  ot_error_clear(&err);
   ot_model_config cfg;
   model_graph mg;
   model_graph_opts o;
@@ -215,6 +219,7 @@ static void test_names(void **state) {
 static void test_bad_input(void **state) {
   (void)state;
   ot_error err;
+  ot_error_clear(&err);
   ot_model_config cfg;
   model_graph mg;
   model_graph_opts o;

@@ -61,8 +61,36 @@ static void tt_write_job(const char *dir, const train_opts *o) {
   mt_write(mt_path(dir, "job.json"), buf, (size_t)n);
 }
 
+/* Greedy generation (fp32, the whole window recomputed per token, sliding past the context)
+** is token-identical to torch's from the same weights. */
+static void tt_generate(trainer *t, const ot_model_params *p, const char *dir) {
+  ot_error err;
+  ot_error_clear(&err);
+  static const uint32_t prompt[5] = {65, 110, 100, 32, 71};
+  uint32_t *out = NULL;
+  char job[256];
+  tm_write_model(dir, p);
+  snprintf(job, sizeof job, "{\"prompt\": [65, 110, 100, 32, 71], \"n\": 20, \"seq\": %d}\n", TT_S);
+  mt_write(mt_path(dir, "job.json"), job, strlen(job));
+  assert_int_equal(train_generate(t, prompt, 5, 20, 0.0, 1, &out, &err), OT_OK);
+  char arg[1024];
+  snprintf(arg, sizeof arg, "generate %s", dir);
+  mt_python("model_torch.py", arg);
+  ot_safetensors *st;
+  assert_int_equal(ot_safetensors_open(mt_path(dir, "ref.safetensors"), &st, &err), OT_OK);
+  float *ref = tm_ref(st, "ids", 20);
+  printf("greedy:");
+  for (int i = 0; i < 20; i++) printf(" %u/%g", out[i], (double)ref[i]);
+  printf("\n");
+  for (int i = 0; i < 20; i++) assert_int_equal(out[i], (uint32_t)ref[i]);
+  free(ref);
+  free(out);
+  ot_safetensors_close(st);
+}
+
 static void tt_trajectory(const char *preset, const char *dirname) {
   ot_error err;
+  ot_error_clear(&err);
   train_opts o;
   ot_model_config cfg;
   ot_model_params p0, p1;
@@ -93,6 +121,7 @@ static void tt_trajectory(const char *preset, const char *dirname) {
     losses[k] = info.loss;
   }
   assert_int_equal(train_params(t, &p1, &err), OT_OK);
+  tt_generate(t, &p1, mt_dir(strcmp(preset, "gpt2-tiny") ? "gen_llama" : "gen_gpt2"));
   train_free(t);
   tm_write_ints(mt_path(dir, "windows.bin"), win32, sizeof win32 / sizeof win32[0]);
   tt_write_job(dir, &o);
@@ -166,6 +195,7 @@ static void tt_read_file_eq(const char *a, const char *b) {
 static void test_resume_bit_identical(void **state) {
   (void)state;
   ot_error err;
+  ot_error_clear(&err);
   train_opts o;
   trainer *t;
   train_step_info info;
@@ -205,6 +235,7 @@ static void test_resume_bit_identical(void **state) {
 static void test_checkpoint_errors(void **state) {
   (void)state;
   ot_error err;
+  ot_error_clear(&err);
   train_opts o;
   trainer *t;
   const char *ck = mt_dir("train_bad");
@@ -225,6 +256,14 @@ static void test_checkpoint_errors(void **state) {
   /* a state file that is not one */
   mt_write(mt_path(ck, "state.json"), "{\"step\": 3}", 11);
   mt_expect(train_open(&o, &t, &err), &err, "state.json", "not an OpenTRN training state", NULL);
+  /* a model the chip cannot hold: refused before compiling, with what it needs and has */
+  train_opts big;
+  tt_opts(&big, "gpt2");
+  big.tokens = NULL;
+  big.batch = 256;
+  big.seq = 1024;
+  mt_expect(train_open(&big, &t, &err), &err, "needs", "GiB of device HBM", "chip trn2 has 96.00 GiB", NULL);
+  printf("%s\n", err.msg);
   /* a sequence longer than the context */
   o.resume_dir = NULL;
   o.seq = 200;

@@ -478,7 +478,7 @@ static void test_embedding_example(void **state) {
   ot_error_clear(&err);
   if (ot_asm_file(path, &p, &err)) fail_msg("%s", err.msg);
   assert_int_equal(ot_program_verify(p, chip, NULL), OT_OK);
-  enum { NV = 32000, ND = 128, NT = 256 };
+  enum { NV = 4096, ND = 128, NT = 256 };
   uint16_t *tab = malloc(2ull * NV * ND);
   float *dout = malloc(4 * NT * ND), *out = malloc(4 * NT * ND), *g = malloc(4ull * NV * ND), *ref = calloc((size_t)NV * ND, 4);
   int32_t ids[NT];

@@ -227,11 +227,11 @@ static void test_causal_mask(void **state) {
 /* Every example runs on every preset (the same program, the chip's own timing). */
 static void test_all_presets(void **state) {
   (void)state;
-  const char *kernels[] = {"matmul_tiled", "softmax", "layernorm", "gelu", "causal_mask"};
+  const char *kernels[] = {"matmul_tiled", "softmax", "layernorm", "gelu", "causal_mask", "embedding"};
   const char *const *names = ot_chip_preset_names();
   for (size_t c = 0; names[c]; c++) {
     ot_chip *chip = st_chip(names[c]);
-    for (size_t k = 0; k < 5; k++) {
+    for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
       ot_program *p = load_kernel(kernels[k]);
       ot_sim *s = start(chip, p, OT_SIM_TIMING);
       run(s);

@@ -8,9 +8,9 @@
 .tensor y bf16 [1,1,160,64] output @61440
 
 .engine sync
-    dma_copy q0, sb.bf16[0:128]@10624[64,1][1,64], $k[64,128][8192,1][1,64], s5    # attn
+    dma_copy q0, sb.bf16[0:128]@16000[64,1][1,64], $k[64,128][8192,1][1,64], s5    # attn
     dma_copy q1, sb.bf16[0:128]@1152[1,64], $q[64,128][1,64], s6    # attn
-    dma_copy q2, sb.bf16[0:32]@10752[1,64], $k@16384[64,32][1,64], s7    # attn
+    dma_copy q2, sb.bf16[0:32]@16128[1,64], $k@16384[64,32][1,64], s7    # attn
     dma_copy q3, sb.bf16[0:32]@1984[1,64], $q@16384[64,32][1,64], s8    # attn
     dma_copy q4, sb.bf16[0:128]@320[64,1][1,64], $v[64,128][8192,1][1,64], s9    # attn
     dma_copy q5, sb.bf16[0:32]@448[1,64], $v@16384[64,32][1,64], s10    # attn
@@ -26,52 +26,58 @@
 
 .engine tensor
     sem_wait s5, 1    # attn
-    transpose ps.bf16[0:64]@10240[1,128], sb.bf16[0:128]@10624[1,64]    # attn
+    transpose ps.bf16[0:64]@14336[1,128], sb.bf16[0:128]@16000[1,64]    # attn
     sem_wait s7, 1    # attn
-    transpose ps.bf16[0:64]@10496[1,32], sb.bf16[0:32]@10752[1,64]    # attn
+    transpose ps.bf16[0:64]@14592[1,32], sb.bf16[0:32]@16128[1,64]    # attn
     sem_inc s1    # attn
     sem_wait s6, 1    # attn
-    transpose ps.bf16[0:64]@3840[1,128], sb.bf16[0:128]@1152[1,64]    # attn
+    transpose ps.bf16[0:64]@13312[1,128], sb.bf16[0:128]@1152[1,64]    # attn
     sem_inc s1    # attn
     sem_wait s8, 1    # attn
-    sem_wait s3, 1    # attn
-    transpose ps.bf16[0:64]@3840[1,32], sb.bf16[0:32]@1984[1,64]    # attn
+    sem_wait s2, 1    # attn
+    transpose ps.bf16[0:64]@13312[1,32], sb.bf16[0:32]@1984[1,64]    # attn
     sem_inc s1    # attn
     ldweights sb.bf16[0:64]@1280[1,128]    # attn
+    sem_wait s3, 1    # attn
     matmul ps.fp32[0:128]@0[1,128], sb.bf16[0:64]@0[1,128]    # attn
     sem_wait s4, 1    # attn
-    ldweights sb.bf16[0:128]@14976[1,128]    # attn
-    matmul ps.fp32[0:128]@0[1,128], sb.bf16[0:128]@10880[1,128], acc=1    # attn
+    ldweights sb.bf16[0:128]@20352[1,128]    # attn
+    matmul ps.fp32[0:128]@0[1,128], sb.bf16[0:128]@16256[1,128], acc=1    # attn
     sem_inc s1    # attn
-    sem_wait s3, 2    # attn
+    sem_wait s2, 2    # attn
     ldweights sb.bf16[0:64]@2112[1,32]    # attn
     matmul ps.fp32[0:32]@4096[1,160], sb.bf16[0:64]@0[1,160]    # attn
-    ldweights sb.bf16[0:32]@14976[1,32]    # attn
-    matmul ps.fp32[0:32]@4096[1,160], sb.bf16[0:32]@11904[1,160], acc=1    # attn
+    ldweights sb.bf16[0:32]@20352[1,32]    # attn
+    matmul ps.fp32[0:32]@4096[1,160], sb.bf16[0:32]@17280[1,160], acc=1    # attn
+    sem_inc s1    # attn
+    sem_wait s3, 2    # attn
+    transpose ps.bf16[0:128]@2048[1,128], sb.bf16[0:128]@7808[1,128]    # attn
     sem_inc s1    # attn
     sem_wait s3, 3    # attn
-    transpose ps.bf16[0:128]@2048[1,128], sb.bf16[0:128]@4480[1,128]    # attn
-    sem_inc s1    # attn
-    sem_wait s3, 4    # attn
-    ldweights sb.bf16[0:128]@5504[1,128]    # attn
+    ldweights sb.bf16[0:128]@8832[1,128]    # attn
     sem_wait s9, 1    # attn
     matmul ps.fp32[0:128]@3072[1,64], sb.bf16[0:128]@320[1,64]    # attn
+    transpose ps.bf16[0:128]@6144[1,32], sb.bf16[0:32]@9856[1,128]    # attn
     sem_inc s1    # attn
-    transpose ps.bf16[0:128]@6144[1,32], sb.bf16[0:32]@6528[1,128]    # attn
+    transpose ps.bf16[0:32]@6400[1,32], sb.bf16[0:32]@10112[1,32]    # attn
     sem_inc s1    # attn
-    transpose ps.bf16[0:32]@6400[1,32], sb.bf16[0:32]@6784[1,32]    # attn
-    sem_inc s1    # attn
-    sem_wait s3, 6    # attn
-    ldweights sb.bf16[0:128]@7552[1,32]    # attn
+    sem_wait s3, 4    # attn
+    ldweights sb.bf16[0:128]@10880[1,32]    # attn
     matmul ps.fp32[0:32]@3328[1,64], sb.bf16[0:128]@320[1,64]    # attn
-    sem_wait s3, 7    # attn
-    ldweights sb.bf16[0:32]@7808[1,32]    # attn
+    sem_wait s3, 6    # attn
+    ldweights sb.bf16[0:32]@11136[1,32]    # attn
     sem_wait s10, 1    # attn
     matmul ps.fp32[0:32]@3328[1,64], sb.bf16[0:32]@448[1,64], acc=1    # attn
     sem_inc s1    # attn
     halt
 
 .engine vector
+    sem_wait s1, 2    # attn
+    tensor_scalar sb.bf16[0:64]@1280[1,128], ps.bf16[0:64]@13312[1,128], mul, 0.125    # attn
+    sem_inc s2    # attn
+    sem_wait s1, 3    # attn
+    tensor_scalar sb.bf16[0:64]@2112[1,32], ps.bf16[0:64]@13312[1,32], mul, 0.125    # attn
+    sem_inc s2    # attn
     sem_wait s1, 4    # attn
     tensor_reduce sb.fp32[0:128]@1920[1,1], ps.fp32[0:128]@0[1,128], max, negate=1    # attn
     sem_inc s2    # attn
@@ -81,50 +87,44 @@
     sem_wait s3, 5    # attn
     tensor_scalar sb.bf16[0:128]@1792[1,64], sb.fp32[0:128]@1536[1,64], div, sb.fp32[0:128]@1944[1,1]    # attn
     dma_copy q6, $y[64,128][1,64], sb.bf16[0:128]@1792[1,64], s11    # attn
-    sem_wait s3, 8    # attn
+    sem_wait s3, 7    # attn
     tensor_scalar sb.bf16[0:32]@2624[1,64], sb.fp32[0:32]@2368[1,64], div, sb.fp32[0:32]@2776[1,1]    # attn
     dma_copy q7, $y@16384[64,32][1,64], sb.bf16[0:32]@2624[1,64], s12    # attn
     halt
 
 .engine scalar
     sem_wait s1, 1    # attn
-    tensor_copy sb.bf16[0:64]@0[1,160], ps.bf16[0:64]@10240[1,160]    # attn
-    sem_wait s1, 2    # attn
-    activate sb.bf16[0:64]@1280[1,128], ps.bf16[0:64]@3840[1,128], copy, scale=0.125    # attn
-    sem_inc s3    # attn
-    sem_wait s1, 3    # attn
-    activate sb.bf16[0:64]@2112[1,32], ps.bf16[0:64]@3840[1,32], copy, scale=0.125    # attn
+    tensor_copy sb.bf16[0:64]@0[1,160], ps.bf16[0:64]@14336[1,160]    # attn
     sem_inc s3    # attn
     sem_wait s1, 4    # attn
-    sem_wait s2, 1    # attn
-    activate sb.bf16[0:128]@4480[1,128], ps.fp32[0:128]@0[1,128], exp, bias=sb.fp32[0:128]@1920[1,1], red=sb.fp32[0:128]@1944[1,1]    # attn
+    sem_wait s2, 3    # attn
+    activate sb.bf16[0:128]@7808[1,128], ps.fp32[0:128]@0[1,128], exp, bias=sb.fp32[0:128]@1920[1,1], red=sb.fp32[0:128]@1944[1,1]    # attn
     sem_inc s3    # attn
     sem_wait s1, 5    # attn
-    sem_wait s2, 2    # attn
-    activate sb.bf16[0:32]@6528[1,160], ps.fp32[0:32]@4096[1,160], exp, bias=sb.fp32[0:32]@2752[1,1], red=sb.fp32[0:32]@2776[1,1]    # attn
+    sem_wait s2, 4    # attn
+    activate sb.bf16[0:32]@9856[1,160], ps.fp32[0:32]@4096[1,160], exp, bias=sb.fp32[0:32]@2752[1,1], red=sb.fp32[0:32]@2776[1,1]    # attn
     sem_wait s1, 6    # attn
-    tensor_copy sb.bf16[0:128]@5504[128,1][1,128], ps.bf16[0:128]@2048[128,1][1,128]    # attn
+    tensor_copy sb.bf16[0:128]@8832[128,1][1,128], ps.bf16[0:128]@2048[128,1][1,128]    # attn
     sem_inc s3    # attn
     sem_wait s1, 7    # attn
+    tensor_copy sb.bf16[0:128]@10880[128,1][1,32], ps.bf16[0:128]@6144[128,1][1,32]    # attn
+    sem_inc s3    # attn
     tensor_copy sb.fp32[0:128]@1536[1,64], ps.fp32[0:128]@3072[1,64]    # attn
     sem_inc s3    # attn
     sem_wait s1, 8    # attn
-    tensor_copy sb.bf16[0:128]@7552[128,1][1,32], ps.bf16[0:128]@6144[128,1][1,32]    # attn
+    tensor_copy sb.bf16[0:32]@11136[1,32], ps.bf16[0:32]@6400[1,32]    # attn
     sem_inc s3    # attn
     sem_wait s1, 9    # attn
-    tensor_copy sb.bf16[0:32]@7808[1,32], ps.bf16[0:32]@6400[1,32]    # attn
-    sem_inc s3    # attn
-    sem_wait s1, 10    # attn
     tensor_copy sb.fp32[0:32]@2368[1,64], ps.fp32[0:32]@3328[1,64]    # attn
     sem_inc s3    # attn
     halt
 
 .engine gpsimd
-    memset sb.bf16[0:128]@10880[1,2176], 0    # attn
-    affine_select sb.bf16[0:128]@10880[1,512], sb.bf16[0:128]@10880[1,512], ge, 0, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
-    affine_select sb.bf16[0:128]@11904[1,512], sb.bf16[0:128]@11904[1,512], ge, 128, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
-    affine_select sb.bf16[0:128]@14976[1,128], sb.bf16[0:128]@14976[1,128], ne, 0, pmul=1, steps=[-1,0,0,0], fill=1    # attn
+    memset sb.bf16[0:128]@16256[1,2176], 0    # attn
+    affine_select sb.bf16[0:128]@16256[1,512], sb.bf16[0:128]@16256[1,512], ge, 0, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
+    affine_select sb.bf16[0:128]@17280[1,512], sb.bf16[0:128]@17280[1,512], ge, 128, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
+    affine_select sb.bf16[0:128]@20352[1,128], sb.bf16[0:128]@20352[1,128], ne, 0, pmul=1, steps=[-1,0,0,0], fill=1    # attn
     sem_inc s4    # attn
-    affine_select sb.bf16[0:128]@12928[1,512], sb.bf16[0:128]@12928[1,512], ge, 256, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
-    affine_select sb.bf16[0:128]@13952[1,512], sb.bf16[0:128]@13952[1,512], ge, 384, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
+    affine_select sb.bf16[0:128]@18304[1,512], sb.bf16[0:128]@18304[1,512], ge, 256, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
+    affine_select sb.bf16[0:128]@19328[1,512], sb.bf16[0:128]@19328[1,512], ge, 384, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
     halt

@@ -7,12 +7,12 @@
 .tensor y bf16 [256,640] output @344064
 
 .engine sync
-    dma_copy q0, sb.bf16[0:128]@15104[1,192], $x[192,128][1,192], s5    # mm
+    dma_copy q0, sb.bf16[0:128]@16384[1,192], $x[192,128][1,192], s5    # mm
     dma_copy q1, sb.bf16[0:128]@1024[640,1][1,640], $w[640,128][81920,1][1,640], s6    # mm
     dma_copy q2, sb.bf16[0:64]@2304[1,640], $w@163840[640,64][1,640], s7    # mm
     sem_wait s5, 1    # mm
     sem_wait s1, 2    # mm
-    dma_copy q3, sb.bf16[0:128]@15104[1,192], $x@49152[192,128][1,192], s8    # mm
+    dma_copy q3, sb.bf16[0:128]@16384[1,192], $x@49152[192,128][1,192], s8    # mm
     sem_wait s6, 1
     sem_wait s7, 1
     sem_wait s8, 1
@@ -22,14 +22,14 @@
 
 .engine tensor
     sem_wait s5, 1    # mm
-    transpose ps.bf16[0:128]@0[1,128], sb.bf16[0:128]@15104[1,128]    # mm
+    transpose ps.bf16[0:128]@0[1,128], sb.bf16[0:128]@16384[1,128]    # mm
     sem_inc s1    # mm
-    transpose ps.bf16[0:64]@256[1,128], sb.bf16[0:128]@15360[1,64]    # mm
+    transpose ps.bf16[0:64]@256[1,128], sb.bf16[0:128]@16640[1,64]    # mm
     sem_inc s1    # mm
     sem_wait s8, 1    # mm
-    transpose ps.bf16[0:128]@2048[1,128], sb.bf16[0:128]@15104[1,128]    # mm
+    transpose ps.bf16[0:128]@2048[1,128], sb.bf16[0:128]@16384[1,128]    # mm
     sem_inc s1    # mm
-    transpose ps.bf16[0:64]@2304[1,128], sb.bf16[0:128]@15360[1,64]    # mm
+    transpose ps.bf16[0:64]@2304[1,128], sb.bf16[0:128]@16640[1,64]    # mm
     sem_inc s1    # mm
     sem_wait s3, 1    # mm
     ldweights sb.bf16[0:128]@0[1,128]    # mm

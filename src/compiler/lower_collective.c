@@ -1,0 +1,129 @@
+/* All-reduce across the cores of one chip (lower_collective.h; docs/data-parallel.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/lower_collective.h"
+
+#define LC_FREE 2048u          /* fp32 elements per partition of a tile (8 KiB) */
+
+/* A whole tensor copy as one flat HBM pattern (for the remote waits). */
+static ot_ap flat_ap(const kir_hbm *b, uint64_t elems) {
+  int64_t st[2] = {1 << 20, 1};
+  uint32_t sz[2];
+  if (elems <= (1u << 20)) {
+    st[0] = 1;
+    sz[0] = (uint32_t)elems;
+    return kir_hbm_ap(b, 0, 1, st, sz);
+  }
+  /* conservatively [ceil(elems / 2^20), 2^20]: the byte range is what the dependency map uses */
+  sz[0] = (uint32_t)((elems + (1u << 20) - 1) >> 20);
+  sz[1] = 1u << 20;
+  ot_ap ap = kir_hbm_ap(b, 0, 2, st, sz);
+  return ap;
+}
+
+/* Sum the range [lo, hi) of tensor t on core c: load from every copy, add in core order, scale,
+** store into every copy.  Buffers rotate so that loads of the next tile overlap this one. */
+static ot_status reduce_range(kir *k, unsigned cores, const kir_hbm *copies, uint64_t lo, uint64_t hi, float scale,
+                              const kir_buf *acc, const kir_buf *tmp, unsigned *turn) {
+  const uint32_t P = kir_chip(k)->sbuf.partitions;
+  while (lo < hi && !kir_status(k)) {
+    uint64_t rem = hi - lo;
+    uint32_t f, p;
+    if (rem >= LC_FREE) {
+      f = LC_FREE;
+      p = (uint32_t)(rem / LC_FREE < P ? rem / LC_FREE : P);
+    } else {
+      f = (uint32_t)rem;
+      p = 1;
+    }
+    int64_t st[2] = {f, 1};
+    uint32_t sz[2] = {p, f};
+    const kir_buf *a = &acc[*turn % 2];
+    ot_ap sa = kir_ap2(a, p, 0, f, OT_DT_FP32);
+    kir_dma(k, sa, kir_hbm_ap(&copies[0], lo, 2, st, sz), OT_ENG_COUNT);
+    for (unsigned j = 1; j < cores; j++) {
+      const kir_buf *b = &tmp[(*turn * (cores - 1) + j) % 3];
+      ot_ap sb = kir_ap2(b, p, 0, f, OT_DT_FP32);
+      kir_dma(k, sb, kir_hbm_ap(&copies[j], lo, 2, st, sz), OT_ENG_COUNT);
+      kir_tt(k, OT_ENG_VECTOR, sa, sa, sb, OT_ALU_ADD);
+    }
+    if (scale != 1.0f) kir_ts(k, OT_ENG_VECTOR, sa, sa, OT_ALU_MUL, scale, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+    for (unsigned j = 0; j < cores; j++) kir_dma(k, kir_hbm_ap(&copies[j], lo, 2, st, sz), sa, OT_ENG_VECTOR);
+    lo += (uint64_t)p * f;
+    (*turn)++;
+  }
+  return kir_status(k);
+}
+
+static ot_status reduce_slice(kir *k, unsigned c, unsigned cores, unsigned n_t, const kir_hbm *bufs,
+                              const uint64_t *elems, float scale, kir_hbm *copies) {
+  uint64_t total = 0;
+  for (unsigned t = 0; t < n_t; t++) total += elems[t];
+  /* core c owns elements [c * total / cores, (c + 1) * total / cores) of the concatenation */
+  uint64_t s_lo = total / cores * c + total % cores * c / cores;
+  uint64_t s_hi = total / cores * (c + 1) + total % cores * (c + 1) / cores;
+  kir_buf acc[2], tmp[3];
+  const uint32_t P = kir_chip(k)->sbuf.partitions;
+  for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, P, LC_FREE * 4, &acc[i]);
+  for (int i = 0; i < 3; i++) kir_alloc(k, OT_MEM_SBUF, P, LC_FREE * 4, &tmp[i]);
+  unsigned turn = 0;
+  uint64_t base = 0;
+  for (unsigned t = 0; t < n_t && !kir_status(k); t++) {
+    uint64_t lo = s_lo > base ? s_lo - base : 0, hi = s_hi - base < elems[t] ? s_hi - base : elems[t];
+    if (s_hi > base && lo < hi) {
+      for (unsigned j = 0; j < cores; j++) copies[j] = bufs[(size_t)t * cores + j];
+      reduce_range(k, cores, copies, lo, hi, scale, acc, tmp, &turn);
+    }
+    base += elems[t];
+    if (base >= s_hi) break;
+  }
+  for (int i = 0; i < 3; i++) kir_release(k, &tmp[i]);
+  for (int i = 0; i < 2; i++) kir_release(k, &acc[i]);
+  return kir_status(k);
+}
+
+ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir_hbm *bufs, const uint64_t *elems,
+                          float scale, const lc_sems *sems) {
+  if (cores < 1 || cores > 64) return kir_fail(k[0], OT_EINVAL, "all-reduce across %u cores (1..64)", cores);
+  for (unsigned t = 0; t < n_t; t++)
+    for (unsigned c = 0; c < cores; c++)
+      if (bufs[(size_t)t * cores + c].dtype != OT_DT_FP32)
+        return kir_fail(k[c], OT_EUNSUPPORTED, "all-reduce of a %s tensor: only fp32 is supported",
+                        ot_dtype_name((ot_dtype)bufs[(size_t)t * cores + c].dtype));
+  if (cores == 1) {
+    if (scale == 1.0f) return OT_OK;
+  }
+  uint64_t all = cores >= 64 ? ~0ull : (1ull << cores) - 1;
+  int32_t expect = (int32_t)((cores - 1) * (sems->epoch + 1));
+  ot_ap *theirs = malloc(((size_t)n_t * cores + 1) * sizeof *theirs);
+  kir_hbm *copies = malloc(cores * sizeof *copies);
+  if (!theirs || !copies) {
+    free(theirs);
+    free(copies);
+    return kir_fail(k[0], OT_ENOMEM, "out of memory");
+  }
+  ot_status st = OT_OK;
+  for (unsigned c = 0; c < cores && !st; c++) {
+    /* 1. my copy is complete: tell the others; wait until theirs are */
+    kir_remote_signal(k[c], OT_ENG_SYNC, all, sems->sem_ready);
+    unsigned n = 0;
+    for (unsigned t = 0; t < n_t; t++)
+      for (unsigned j = 0; j < cores; j++)
+        if (j != c) theirs[n++] = flat_ap(&bufs[(size_t)t * cores + j], elems[t]);
+    if (cores > 1) kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_ready, expect, theirs, n);
+    /* 2. reduce my slice of every copy, write it into every copy */
+    reduce_slice(k[c], c, cores, n_t, bufs, elems, scale, copies);
+    /* 3. my slice is everywhere: tell the others; wait until every slice of my copy is */
+    if (cores > 1) {
+      kir_remote_signal(k[c], OT_ENG_SYNC, all, sems->sem_done);
+      n = 0;
+      for (unsigned t = 0; t < n_t; t++) theirs[n++] = flat_ap(&bufs[(size_t)t * cores + c], elems[t]);
+      kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_done, expect, theirs, n);
+    }
+    st = kir_status(k[c]);
+  }
+  free(theirs);
+  free(copies);
+  return st;
+}
