@@ -22,6 +22,7 @@ int cli_isa(int argc, char **argv);
 int cli_cost(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_compile(int argc, char **argv);
+int cli_fit(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_graph(int argc, char **argv);
 int cli_train(int argc, char **argv);

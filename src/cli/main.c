@@ -15,6 +15,7 @@ static const cli_command commands[] = {
   {"asm",    cli_asm,    "assemble a kernel (.s) into a program file (.prog)"},
   {"disasm", cli_disasm, "print a program file as assembly"},
   {"verify", cli_verify, "check a program (or kernel source) against a chip's rules"},
+  {"fit",    cli_fit,    "device memory of a model by part, and the largest batch and sequence that fit"},
   {"compile", cli_compile, "compile a graph (JSON, docs/graph.md) into a program, with an annotated listing"},
   {"check",  cli_check,  "list every graph node a chip cannot run (JSON graph, docs/graph.md), all in one pass"},
   {"graph",  cli_graph,  "print a graph file's listing, or the graph reference (--doc: docs/graph.md)"},

@@ -8,7 +8,7 @@ endfunction()
 ot_cli_test(no_args 2 "usage: opentrn")
 ot_cli_test(unknown_command 2 "unknown command 'frob'" frob)
 ot_cli_test(help 0 "exit status: 0 success, 1 input rejected, 2 usage error" --help)
-foreach(cmd chip asm disasm verify isa demo)
+foreach(cmd chip asm disasm verify isa demo compile fit)
   ot_cli_test(${cmd}_help 0 "usage: opentrn ${cmd}" ${cmd} --help)
 endforeach()
 ot_cli_test(asm_no_input 2 "no input file" asm)
@@ -24,6 +24,13 @@ ot_cli_test(verify_bad_chip 1 "" verify ${OT_KDIR}/gelu.s --chip no-such-chip)
 ot_cli_test(disasm_garbage 1 "header|bytes" disasm ${OT_DATA}/garbage.bin)
 ot_cli_test(isa 0 "# OpenTRN instruction set" isa)
 ot_cli_test(demo 0 "held-out loss" demo --steps 2 --sample 4)
+# fit: GPT-2 124M has 124,439,808 fp32 weights = 0.464 GiB, and as much again in gradients
+ot_cli_test(fit_gpt2 0 "gradients \\(fp32\\) +0.464 GiB" fit --model gpt2)
+ot_cli_test(fit_too_big 1 "DOES NOT FIT" fit --model gpt2-medium --batch 64 --chip trn1)
+ot_cli_test(fit_bad_task 2 "--task is train or infer" fit --model gpt2 --task fly)
+# compile a built-in model's training step; an unknown model or file is rejected
+ot_cli_test(compile_model 0 "nodes lowered" compile gpt2-tiny --seq 32 -o ${CMAKE_BINARY_DIR}/tiny_step.prog)
+ot_cli_test(compile_missing 1 "cannot open" compile ${CMAKE_BINARY_DIR}/no-such-graph.json)
 # asm -> disasm -> asm -> disasm gives the same listing, through the command line.
 add_test(NAME cli.roundtrip COMMAND sh -c
   "set -e; o=$1; d=$2; for k in $d/*.s; do n=$(basename $k .s); $o asm $k -o $3/$n.1.prog >/dev/null; \
