@@ -2,18 +2,15 @@
 ** order and emits it. */
 #include <string.h>
 
+#include "compiler/kir_attn.h"
 #include "compiler/kir_int.h"
 
 ot_status kir_matmul(kir *k, ot_ap psum_dst, ot_ap stationary, ot_ap moving, bool acc) {
-  ot_insn ls, mm;
+  ot_insn ls;
   ot_insn_init(&ls, OT_OP_LDWEIGHTS);
   ls.o[0].ap = stationary;
-  ot_insn_init(&mm, OT_OP_MATMUL);
-  mm.o[0].ap = psum_dst;
-  mm.o[1].ap = moving;
-  mm.o[2].i = acc;
   kir_emit(k, OT_ENG_TENSOR, &ls);
-  return kir_emit(k, OT_ENG_TENSOR, &mm);
+  return kir_matmul_moving(k, psum_dst, moving, acc);
 }
 
 ot_status kir_transpose(kir *k, ot_ap psum_dst, ot_ap src) {

@@ -14,6 +14,7 @@
 ** only for the readers of its previous contents, so loads run ahead of the TensorE. */
 #include <string.h>
 
+#include "compiler/kir_attn.h"
 #include "compiler/lower.h"
 
 #define B_BUFS 4
@@ -218,14 +219,7 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
           ot_ap mov = kir_ap2(bv.buf, kp, (kt - bv.kt_base) * bv.stride + bv.col0 + ni * r->NT, nn, g->mm);
           ot_ap dst = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
           if (ni == 0) kir_matmul(r->k, dst, stat, mov, kt > 0);
-          else { /* same stationary: MultiplyMoving only */
-            ot_insn mm;
-            ot_insn_init(&mm, OT_OP_MATMUL);
-            mm.o[0].ap = dst;
-            mm.o[1].ap = mov;
-            mm.o[2].i = kt > 0;
-            kir_emit(r->k, OT_ENG_TENSOR, &mm);
-          }
+          else kir_matmul_moving(r->k, dst, mov, kt > 0); /* same stationary: MultiplyMoving only */
         }
       }
     }

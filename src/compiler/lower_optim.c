@@ -6,6 +6,7 @@
 ** fill a chunk is a [rows, F] tile plus one [1, r] row. */
 #include <string.h>
 
+#include "compiler/kir_more.h"
 #include "compiler/lower.h"
 
 #define FLAT_F 1024u                  /* elements per partition per chunk */
@@ -130,18 +131,6 @@ static void adamw_scalars(adamw_run *r, const kir_hbm *hyper, const kir_hbm *nor
   kir_ts(k, OT_ENG_VECTOR, sbc2, col(&r->hyper, P, H_BC2), OT_ALU_POW, 0.5f, NULL, OT_ALU_BYPASS, 0, NULL);
 }
 
-static ot_status adamw_stt(kir *k, ot_ap dst, ot_ap a, int op0, float s0, const ot_ap *s0_ap, int op1, ot_ap b) {
-  ot_insn in;
-  ot_insn_init(&in, OT_OP_SCALAR_TENSOR_TENSOR);
-  in.o[0].ap = dst;
-  in.o[1].ap = a;
-  in.o[2].i = op0;
-  if (s0_ap) { in.o[3].tag = OT_TAG_AP; in.o[3].ap = *s0_ap; } else { in.o[3].tag = OT_TAG_IMM; in.o[3].f = s0; }
-  in.o[4].i = op1;
-  in.o[5].ap = b;
-  return kir_emit(k, OT_ENG_VECTOR, &in);
-}
-
 /* One chunk, in torch.optim.AdamW's order of operations. */
 static void adamw_chunk(adamw_run *r, const kir_hbm *t[4], const flat_chunk *ch, uint32_t slot, float b1, float b2) {
   kir *k = r->k;
@@ -156,14 +145,14 @@ static void adamw_chunk(adamw_run *r, const kir_hbm *t[4], const flat_chunk *ch,
   kir_ts(k, OT_ENG_GPSIMD, g, g, OT_ALU_MUL, 0, &clip, OT_ALU_BYPASS, 0, NULL);          /* g' = g * clip */
   kir_ts(k, OT_ENG_GPSIMD, p, p, OT_ALU_MUL, 0, &decay, OT_ALU_BYPASS, 0, NULL);        /* p *= 1 - lr*wd */
   kir_tt(k, OT_ENG_VECTOR, t1, g, m, OT_ALU_SUB);                                        /* m.lerp_(g', 1-b1) */
-  adamw_stt(k, m, t1, OT_ALU_MUL, 1.0f - b1, NULL, OT_ALU_ADD, m);
+  kir_stt(k, m, t1, OT_ALU_MUL, 1.0f - b1, NULL, OT_ALU_ADD, m);
   kir_tt(k, OT_ENG_GPSIMD, t2, g, g, OT_ALU_MUL);                                        /* v = v*b2 + (1-b2) g'^2 */
   kir_ts(k, OT_ENG_GPSIMD, v, v, OT_ALU_MUL, b2, NULL, OT_ALU_BYPASS, 0, NULL);
-  adamw_stt(k, v, t2, OT_ALU_MUL, 1.0f - b2, NULL, OT_ALU_ADD, v);
+  kir_stt(k, v, t2, OT_ALU_MUL, 1.0f - b2, NULL, OT_ALU_ADD, v);
   kir_ts(k, OT_ENG_VECTOR, t1, v, OT_ALU_POW, 0.5f, NULL, OT_ALU_MUL, 0, &sbc2);        /* sqrt(v)/sqrt(1-b2^t) */
   kir_ts(k, OT_ENG_VECTOR, t1, t1, OT_ALU_ADD, 0, &eps, OT_ALU_BYPASS, 0, NULL);        /* + eps */
   kir_tt(k, OT_ENG_VECTOR, t1, m, t1, OT_ALU_DIV);                                       /* m / denom */
-  adamw_stt(k, p, t1, OT_ALU_MUL, 0, &nstep, OT_ALU_ADD, p);                            /* p -= step * ... */
+  kir_stt(k, p, t1, OT_ALU_MUL, 0, &nstep, OT_ALU_ADD, p);                            /* p -= step * ... */
   ot_ap src[3] = {p, m, v};
   const kir_hbm *out[3] = {t[0], t[2], t[3]};
   for (int i = 0; i < 3; i++) kir_dma(k, flat_hbm(out[i], ch), src[i], OT_ENG_COUNT);
