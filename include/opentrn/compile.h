@@ -50,8 +50,11 @@ ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_op
 **   - every gradient "<w>.grad" and every scalar fp32 output (the loss) is all-reduced to the MEAN
 **     over the cores (summed in core order, then x 1/cores), so each core's loss and gradients
 **     are those of the whole batch (the loss being a mean over the batch, as single-core);
-**   - global_norm / adamw (and what depends on them) run once, on core 0, on "<w>.grad@c0",
-**     updating the shared weights (and moments) in place.
+**   - the adamw nodes are shared out among the cores (largest weight first, to the least loaded
+**     core); each core that has some computes global_norm itself from its own "<w>.grad@c<c>"
+**     (the output is "grad_norm" on core 0, "grad_norm@c<c>" elsewhere, all equal) and updates
+**     its weights (and moments) in place.  An optimizer graph with other nodes depending on
+**     them runs whole on core 0.
 ** The all-reduce runs through HBM and DMA with remote semaphores; its instructions are tagged
 ** "allreduce" (statistics by tag give its simulated time).  cores = 1 is a plain single-core
 ** compile with the per-core names.  opt->stats, if set, describes core 0's forward + backward. */

@@ -58,6 +58,15 @@ ot_tid ot_graph_silu(ot_graph *g, const char *name, ot_tid x);
 ot_tid ot_graph_swiglu(ot_graph *g, const char *name, ot_tid gate, ot_tid up);
 ot_tid ot_graph_embedding(ot_graph *g, const char *name, ot_tid ids, ot_tid table);
 ot_tid ot_graph_rope(ot_graph *g, const char *name, ot_tid x, float theta, int64_t offset);
+/* Llama-3 frequency scaling of rope: Hugging Face rope_scaling {"rope_type": "llama3", "factor",
+** "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}. */
+typedef struct {
+  float factor, low_freq_factor, high_freq_factor;
+  int64_t original_max_pos; /* original_max_position_embeddings; 0: no scaling */
+} ot_rope_llama3;
+/* ot_graph_rope with scaled frequencies (scaling NULL: none, as ot_graph_rope). */
+ot_tid ot_graph_rope_scaled(ot_graph *g, const char *name, ot_tid x, float theta, int64_t offset,
+                            const ot_rope_llama3 *scaling);
 ot_tid ot_graph_attention(ot_graph *g, const char *name, ot_tid q, ot_tid k, ot_tid v, bool causal, float scale);
 ot_tid ot_graph_transpose(ot_graph *g, const char *name, ot_tid x, unsigned ndim, const int64_t *perm);
 ot_tid ot_graph_reshape(ot_graph *g, const char *name, ot_tid x, unsigned ndim, const int64_t *shape);
@@ -80,6 +89,10 @@ ot_tid ot_graph_global_norm(ot_graph *g, const char *name, unsigned n, const ot_
 ** graph_ops.def).  Returns the node's first output (the updated p), OT_TID_NONE on error. */
 ot_tid ot_graph_adamw(ot_graph *g, const char *name, ot_tid p, ot_tid grad, ot_tid m, ot_tid v, ot_tid norm,
                       ot_tid hyper, float beta1, float beta2);
+/* ot_graph_adamw with weight decay on (decay) or off (the attribute "decay": biases and norm
+** gains train without it, as in GPT-2 and Llama training). */
+ot_tid ot_graph_adamw_decay(ot_graph *g, const char *name, ot_tid p, ot_tid grad, ot_tid m, ot_tid v, ot_tid norm,
+                            ot_tid hyper, float beta1, float beta2, bool decay);
 
 /* ---- KV cache (generation: graph_ops.def KV_WRITE) ------------------------------------- */
 /* Rows [pos, pos + S) of axis 2 of cache [B, H, Smax, D] replaced by new_rows [B, H, S, D] (the

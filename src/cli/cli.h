@@ -31,4 +31,10 @@ int cli_generate(int argc, char **argv);
 /* True if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
 
+/* Prints "opentrn <cmd>: <message>" and the command's usage to stderr; returns CLI_USAGE. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+int cli_usage_fail(const char *cmd, const char *usage, const char *fmt, ...);
+
 #endif

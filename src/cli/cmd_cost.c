@@ -60,18 +60,7 @@ typedef struct {
   ot_cost_options opt;
 } cost_args;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "opentrn cost: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n%s", cost_usage);
-  va_end(ap);
-  return CLI_USAGE;
-}
+#define usage_error(...) cli_usage_fail("cost", cost_usage, __VA_ARGS__)
 
 static int rejected(const char *msg) {
   fprintf(stderr, "opentrn cost: %s\n", msg);

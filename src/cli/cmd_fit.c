@@ -9,13 +9,22 @@
 #include "cli/cli.h"
 #include "compiler/graph.h"
 #include "model/model_graph.h"
+#include "model/numerics.h"
 
 static const char fit_usage[] =
-  "usage: opentrn fit --model M [--chip CHIP] [--batch B] [--seq S] [--task train|infer]\n"
+  "usage: opentrn fit --model M [--chip CHIP] [--batch B] [--seq S] [--task train|infer] [--cores N|all]\n"
+  "                   [--check-numerics [--fp32] [--seed N]]\n"
   "  Device memory of a model by part -- weights, gradients, optimizer state, activations, KV\n"
   "  cache -- for a training step (default) or inference, and the largest batch and sequence\n"
   "  that fit in the chip's HBM.  M: a preset (gpt2, gpt2-medium, llama-tiny, ...) or a\n"
-  "  config.json (or its directory).  Defaults: trn2, batch 8, seq = the model's context.\n";
+  "  config.json (or its directory).  Defaults: trn2, batch 8, seq = the model's context.\n"
+  "  --cores N|all: as `opentrn train --cores` (default 1).  One core's program has its share of\n"
+  "  the chip's HBM (HBM / cores per chip); a data-parallel one has all of it, with one copy of the\n"
+  "  weights and optimizer state and a gradient copy per core (batch = the global batch).\n"
+  "  --check-numerics: if it fits, also run the training step's forward, loss and gradients\n"
+  "  once on the simulated chip with seeded random weights and tokens (--seed, 1) and compare\n"
+  "  every node with the fp32 host reference (docs/training.md, \"Checking numerics\"); --fp32\n"
+  "  for fp32 matmul operands.  Exit status 1 if a node is out of tolerance.\n";
 
 typedef struct { double weights, grads, optim, acts, kv; } fit_parts;
 
@@ -59,16 +68,41 @@ static ot_status fit_measure(const ot_model_config *c, model_graph_kind kind, ui
 
 static double fit_total(const fit_parts *p) { return p->weights + p->grads + p->optim + p->acts + p->kv; }
 
-typedef struct { const char *model, *chip, *task; unsigned batch, seq; } fit_args;
+typedef struct {
+  const char *model, *chip, *task;
+  unsigned batch, seq;
+  int cores;         /* --cores; 0 = all of the chip's */
+  bool check, fp32;  /* --check-numerics, --fp32 */
+  uint64_t seed;
+} fit_args;
 
 static int fit_parse(int argc, char **argv, fit_args *a) {
   memset(a, 0, sizeof *a);
   a->chip = "trn2";
   a->task = "train";
   a->batch = 8;
+  a->cores = 1;
+  a->seed = 1;
   for (int i = 1; i < argc; i++) {
     bool val = i + 1 < argc;
-    if (!strcmp(argv[i], "--model") && val) a->model = argv[++i];
+    if (!strcmp(argv[i], "--check-numerics")) a->check = true;
+    else if (!strcmp(argv[i], "--fp32")) a->fp32 = true;
+    else if (!strcmp(argv[i], "--seed") && val) {
+      char *end;
+      a->seed = strtoull(argv[++i], &end, 10);
+      if (!*argv[i] || *end) {
+        fprintf(stderr, "opentrn fit: --seed takes a non-negative integer, not '%s'\n%s", argv[i], fit_usage);
+        return CLI_USAGE;
+      }
+    } else if (!strcmp(argv[i], "--cores") && val) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (!strcmp(argv[i], "all")) a->cores = 0;
+      else if (*end || v < 1 || v > 1024) {
+        fprintf(stderr, "opentrn fit: --cores takes a positive integer or 'all', not '%s'\n%s", argv[i], fit_usage);
+        return CLI_USAGE;
+      } else a->cores = (int)v;
+    } else if (!strcmp(argv[i], "--model") && val) a->model = argv[++i];
     else if (!strcmp(argv[i], "--chip") && val) a->chip = argv[++i];
     else if (!strcmp(argv[i], "--task") && val) a->task = argv[++i];
     else if ((!strcmp(argv[i], "--batch") || !strcmp(argv[i], "--seq")) && val) {
@@ -93,13 +127,17 @@ static int fit_parse(int argc, char **argv, fit_args *a) {
   return CLI_OK;
 }
 
-static void fit_print(const fit_args *a, const ot_model_config *c, const char *chip, double hbm, unsigned seq, const fit_parts *p) {
+static void fit_print(const fit_args *a, const ot_model_config *c, const char *chip, double hbm, int cores, int chip_cores,
+                      unsigned seq, const fit_parts *p) {
   double gib = 1024.0 * 1024.0 * 1024.0, total = fit_total(p);
-  printf("%s on %s (%.2f GiB HBM), %s, batch %u x seq %u:\n", c->name, chip, hbm / gib,
+  printf("%s on %s, %s, batch %u x seq %u, ", c->name, chip,
          !strcmp(a->task, "train") ? "a training step (forward, backward, AdamW)" : "inference (prefill + KV cache)",
          a->batch, seq);
+  if (cores == 1) printf("one NeuronCore (its share of HBM: %.2f GiB of the chip's %d cores' ", hbm / gib, chip_cores);
+  else printf("data-parallel on %d NeuronCores (HBM: ", cores);
+  printf("%.2f GiB):\n", (cores == 1 ? hbm * chip_cores : hbm) / gib);
   printf("  %-34s %10.3f GiB\n", "weights (fp32 masters)", p->weights / gib);
-  if (p->grads > 0) printf("  %-34s %10.3f GiB\n", "gradients (fp32)", p->grads / gib);
+  if (p->grads > 0) printf("  %-34s %10.3f GiB%s\n", "gradients (fp32)", p->grads / gib, cores > 1 ? "  (a copy per core)" : "");
   if (p->optim > 0) printf("  %-34s %10.3f GiB\n", "optimizer state (AdamW m, v; fp32)", p->optim / gib);
   printf("  %-34s %10.3f GiB  (every intermediate the compiled program keeps in HBM)\n", "activations and inputs", p->acts / gib);
   if (p->kv > 0) printf("  %-34s %10.3f GiB  (bf16 K and V, every layer, the whole context)\n", "KV cache", p->kv / gib);
@@ -112,6 +150,20 @@ static unsigned fit_largest(double hbm, double fixed, double per, unsigned cap) 
   if (per <= 0 || fixed > hbm) return 0;
   double n = (hbm - fixed) / per;
   return n >= cap ? cap : (unsigned)n;
+}
+
+/* --check-numerics with seeded random weights and tokens (model/numerics.h). */
+static int fit_check_numerics(const fit_args *a, const ot_model_config *c, unsigned seq) {
+  ot_error err;
+  ot_error_clear(&err);
+  bool passed = false;
+  putchar('\n');
+  fflush(stdout); /* the memory figures first: the check takes a while on larger models */
+  if (numerics_check_random(c, a->chip, a->batch, seq, a->fp32, a->seed, stdout, &passed, &err)) {
+    fprintf(stderr, "opentrn fit: %s\n", err.msg);
+    return CLI_REJECTED;
+  }
+  return passed ? CLI_OK : CLI_REJECTED;
 }
 
 int cli_fit(int argc, char **argv) {
@@ -129,6 +181,13 @@ int cli_fit(int argc, char **argv) {
     ot_chip_free(chip);
     return CLI_REJECTED;
   }
+  int chip_cores = ot_chip_cores(chip), cores = a.cores ? a.cores : chip_cores;
+  if (cores > chip_cores) {
+    fprintf(stderr, "opentrn fit: --cores %d, but %s has %d NeuronCores\n", cores, ot_chip_name(chip), chip_cores);
+    ot_chip_free(chip);
+    return CLI_REJECTED;
+  }
+  if (cores == 1 && chip_cores > 1) hbm /= chip_cores; /* what the compiler gives one core's program */
   unsigned seq = a.seq ? a.seq : c.max_position_embeddings, ctx = c.max_position_embeddings;
   model_graph_kind kind = !strcmp(a.task, "train") ? MODEL_GRAPH_TRAIN : MODEL_GRAPH_FORWARD;
   fit_parts p, p1, p2;
@@ -139,7 +198,9 @@ int cli_fit(int argc, char **argv) {
     ot_chip_free(chip);
     return CLI_REJECTED;
   }
-  fit_print(&a, &c, ot_chip_name(chip), hbm, seq, &p);
+  if (kind == MODEL_GRAPH_TRAIN) /* the data-parallel program keeps each core's gradients */
+    p.grads *= cores, p1.grads *= cores, p2.grads *= cores;
+  fit_print(&a, &c, ot_chip_name(chip), hbm, cores, chip_cores, seq, &p);
   double per_seq = fit_total(&p2) - fit_total(&p1), fixed = fit_total(&p1) - per_seq;
   unsigned max_b = fit_largest(hbm, fixed, per_seq, 1u << 20);
   /* activations and the KV cache grow with batch x seq tokens: per token at this batch */
@@ -147,5 +208,6 @@ int cli_fit(int argc, char **argv) {
   printf("largest batch at seq %u: %u;  largest seq at batch %u: %u (the model's context is %u)\n", seq, max_b, a.batch,
          max_s, ctx);
   ot_chip_free(chip);
-  return fit_total(&p) <= hbm ? CLI_OK : CLI_REJECTED;
+  if (fit_total(&p) > hbm) return CLI_REJECTED;
+  return a.check ? fit_check_numerics(&a, &c, seq) : CLI_OK;
 }

@@ -18,18 +18,7 @@ static const char report_usage[] =
   "  --chip CHIP            chip for the roofline (default: the one named in the statistics)\n"
   "  Exit status: 0 success, 1 rejected (bad or missing file, gnuplot missing), 2 usage.\n";
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "opentrn report: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n%s", report_usage);
-  va_end(ap);
-  return CLI_USAGE;
-}
+#define usage_error(...) cli_usage_fail("report", report_usage, __VA_ARGS__)
 
 static int parse_valued(ot_report_inputs *in, const char **out, const char *opt, const char *val) {
   if (!strcmp(opt, "--stats")) {

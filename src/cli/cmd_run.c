@@ -39,18 +39,7 @@ typedef struct {
   ot_run_options opt;
 } run_args;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "opentrn run: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n%s", run_usage);
-  va_end(ap);
-  return CLI_USAGE;
-}
+#define usage_error(...) cli_usage_fail("run", run_usage, __VA_ARGS__)
 
 static int parse_binding(const char *arg, binding *b) {
   const char *eq = strchr(arg, '=');

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "model/numerics.h"
 #include "model/train.h"
 
 static const char train_usage[] =
@@ -16,10 +17,13 @@ static const char train_usage[] =
   "  CONFIG: a preset (gpt2-tiny, llama-tiny, gpt2, ...), a config.json or a directory holding one.\n"
   "options:\n"
   "  --chip CHIP          trn2 (default), trn1, trn3 or a chip JSON file\n"
-  "  --batch B --seq S    batch size (8) and sequence length (64)\n"
+  "  --batch B --seq S    batch size (8) and sequence length (64); B is the global batch\n"
+  "  --cores N|all        data-parallel over N NeuronCores of the chip (1; all = every core):\n"
+  "                       each takes B/N rows, gradients are all-reduced on the simulated chip\n"
+  "                       (B must divide by N; evaluation and generation run on one core)\n"
   "  --lr X --min-lr X    peak (1e-3) and final (1e-4) learning rate: warm-up, then cosine\n"
   "  --warmup N           warm-up steps (10)\n"
-  "  --weight-decay X     AdamW weight decay (0.1), applied to every weight\n"
+  "  --weight-decay X     AdamW weight decay (0.1), on matrices and embeddings (not biases, norm gains)\n"
   "  --max-norm X         clip the global gradient norm to X (1.0; 0 = no clipping)\n"
   "  --seed N             weights and data order (1)\n"
   "  --eval-every K       held-out loss every K steps (0 = never) over --eval-batches N (8)\n"
@@ -29,6 +33,11 @@ static const char train_usage[] =
   "  --resume DIR         continue a checkpoint bit-identically (model, batch, seq, seed from it)\n"
   "  --tokenizer DIR      GPT-2 BPE files for vocabularies above 257 (default data/gpt2)\n"
   "  --fp32               fp32 TensorE operands (default bf16 operands, fp32 accumulation)\n"
+  "  --check-numerics     first run the step's forward, loss and gradients once on the device\n"
+  "                       (initial weights, first batch) and compare every node with the fp32\n"
+  "                       host reference; name the first node out of tolerance.  Alone: stop\n"
+  "                       there (exit 0 if all within tolerance, 1 if not); with --steps: train\n"
+  "                       only if it passes (docs/training.md, \"Checking numerics\")\n"
   "  --quiet              print only the summary\n";
 
 static int parse_u32(const char *s, uint32_t *out) {
@@ -59,6 +68,11 @@ static int train_number_opt(train_opts *o, const char *name, const char *v) {
     if (!strcmp(name, u32s[i].name)) return parse_u32(v, (uint32_t *)((char *)o + u32s[i].off)) ? -1 : 1;
   for (size_t i = 0; i < sizeof f64s / sizeof f64s[0]; i++)
     if (!strcmp(name, f64s[i].name)) return parse_f64(v, (double *)((char *)o + f64s[i].off)) ? -1 : 1;
+  if (!strcmp(name, "--cores")) {
+    if (!strcmp(v, "all")) o->cores = TRAIN_CORES_ALL;
+    else if (parse_u32(v, &o->cores) || !o->cores || o->cores == TRAIN_CORES_ALL) return -1;
+    return 1;
+  }
   if (!strcmp(name, "--seed")) {
     char *end;
     o->seed = strtoull(v, &end, 10);
@@ -79,10 +93,11 @@ static int train_string_opt(train_opts *o, const char *name, const char *v) {
   return 1;
 }
 
-static int train_parse(int argc, char **argv, train_opts *o) {
+static int train_parse(int argc, char **argv, train_opts *o, bool *check) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--fp32")) { o->fp32 = true; continue; }
+    if (!strcmp(a, "--check-numerics")) { *check = true; continue; }
     if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
     if (i + 1 >= argc) { fprintf(stderr, "opentrn train: '%s' needs a value (or is unknown)\n%s", a, train_usage); return -1; }
     int r = train_number_opt(o, a, argv[i + 1]);
@@ -97,11 +112,32 @@ static int train_parse(int argc, char **argv, train_opts *o) {
   return 0;
 }
 
+/* --check-numerics (model/numerics.h): CLI_OK if every node is within tolerance. */
+static int train_check_numerics(const train_opts *o) {
+  ot_error err;
+  ot_error_clear(&err);
+  bool passed = false;
+  if (numerics_check_train(o, stdout, &passed, &err)) {
+    fprintf(stderr, "opentrn train: %s\n", err.msg);
+    return CLI_REJECTED;
+  }
+  return passed ? CLI_OK : CLI_REJECTED;
+}
+
 int cli_train(int argc, char **argv) {
   if (cli_wants_help(argc, argv)) { fputs(train_usage, stdout); return CLI_OK; }
   train_opts o;
   train_opts_default(&o);
-  if (train_parse(argc, argv, &o)) return CLI_USAGE;
+  uint32_t default_steps = o.steps;
+  bool check = false;
+  o.steps = UINT32_MAX; /* tells whether --steps was given (it decides whether training follows a check) */
+  if (train_parse(argc, argv, &o, &check)) return CLI_USAGE;
+  bool steps_given = o.steps != UINT32_MAX;
+  if (!steps_given) o.steps = default_steps;
+  if (check) {
+    int rc = train_check_numerics(&o);
+    if (rc != CLI_OK || !steps_given) return rc;
+  }
   ot_error err;
   ot_error_clear(&err);
   trainer *t = NULL;

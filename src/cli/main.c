@@ -1,4 +1,5 @@
 /* opentrn: the command-line front end.  Thin: parses arguments and calls the library. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,16 @@ int cli_wants_help(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
   return 0;
+}
+
+int cli_usage_fail(const char *cmd, const char *usage, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "opentrn %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n%s", usage);
+  va_end(ap);
+  return CLI_USAGE;
 }
 
 int main(int argc, char **argv) {

@@ -190,7 +190,9 @@ static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
 
 /* Fold (1) a transpose of the last two axes into the matmul that consumes it as a: the GEMM
 ** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
-** linear whose result has no other use: the activation runs while the result leaves PSUM. */
+** linear whose result has no other use: the activation runs while the result leaves PSUM;
+** (3) residual adds into the GEMM epilogue; (4) a linear feeding only another linear stores its
+** result transposed for it (lower_fuse_linear_chain); (5) the attention's head views. */
 static void fuse(lower_ctx *c, const uint32_t *uses) {
   const ot_graph *g = c->g;
   for (uint32_t i = 0; i < g->n_node; i++) {
@@ -218,6 +220,7 @@ static void fuse(lower_ctx *c, const uint32_t *uses) {
     c->hbm_alias[x] = n->out[0]; /* the matmul writes the activation's output directly */
   }
   for (uint32_t i = 0; i < g->n_node; i++) fuse_residual(c, uses, i);
+  lower_fuse_linear_chain(c, uses);
   fuse_attention_views(c, uses);
 }
 
@@ -265,6 +268,16 @@ static ot_status place_tensors(lower_ctx *c) {
     if (c->name_suffix && *c->name_suffix && (x->role == OT_GROLE_INPUT || x->role == OT_GROLE_VALUE)) {
       snprintf(named, sizeof named, "%s%s", x->name, c->name_suffix);
       name = named;
+    }
+    char tnamed[330];
+    if (nd >= 2 && lower_stores_transposed(c, r)) { /* [.., N] held as [N, rows]: named so */
+      uint64_t rows = 1;
+      for (unsigned d = 0; d + 1 < nd; d++) rows *= shape[d];
+      shape[0] = shape[nd - 1];
+      shape[1] = rows;
+      nd = 2;
+      snprintf(tnamed, sizeof tnamed, "%s^T", name);
+      name = tnamed;
     }
     kir_tensor(c->k, name, (ot_dtype)x->dtype, nd, shape, tensor_role(x), x->data, &c->hbm[r]);
   }

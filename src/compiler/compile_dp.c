@@ -7,8 +7,9 @@
 **      placed once and read by every core;
 **   3. every gradient "<w>.grad" and every scalar fp32 output (the loss) is all-reduced across the
 **      cores (mean: sum in core order, times 1/cores; lower_collective.c);
-**   4. the optimizer part runs once, on core 0, on core 0's copy of the all-reduced gradients,
-**      updating the shared weights in place. */
+**   4. the optimizer part is shared out: each adamw node runs on one core (balanced by weight
+**      size), reading that core's copy of the all-reduced gradients and updating the shared
+**      weights in place; every such core computes the global norm from its own copy (optim_owners). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,14 @@ static bool *optim_nodes(const ot_graph *g) {
   return opt;
 }
 
+/* Room for the inputs of the graph's widest node (global_norm takes every gradient). */
+static ot_tid *in_buffer(const ot_graph *g) {
+  uint32_t most = 1;
+  for (uint32_t i = 0; i < g->n_node; i++)
+    if (g->node[i].n_in > most) most = g->node[i].n_in;
+  return malloc(most * sizeof(ot_tid));
+}
+
 static bool used_per_core(const ot_graph *g, const bool *optim, ot_tid t) {
   for (uint32_t i = 0; i < g->n_node; i++)
     for (uint32_t j = 0; j < g->node[i].n_in && !optim[i]; j++)
@@ -49,7 +58,14 @@ static bool used_per_core(const ot_graph *g, const bool *optim, ot_tid t) {
 static ot_graph *core_graph(const ot_graph *g, const bool *optim, unsigned cores, ot_tid *map, ot_error *err) {
   ot_graph *h = ot_graph_new();
   int32_t *nmap = malloc((g->n_node ? g->n_node : 1) * sizeof *nmap);
-  if (!h || !nmap) { free(nmap); ot_graph_free(h); ot_error_set(err, OT_ENOMEM, "out of memory"); return NULL; }
+  ot_tid *in = in_buffer(g);
+  if (!h || !nmap || !in) {
+    free(nmap);
+    free(in);
+    ot_graph_free(h);
+    ot_error_set(err, OT_ENOMEM, "out of memory");
+    return NULL;
+  }
   for (uint32_t t = 0; t < g->n_t; t++) map[t] = OT_TID_NONE;
   for (uint32_t t = 0; t < g->n_t; t++) {
     const ot_gtensor *x = &g->t[t];
@@ -76,8 +92,6 @@ static ot_graph *core_graph(const ot_graph *g, const bool *optim, unsigned cores
     nmap[i] = -1;
     if (optim[i]) continue;
     ot_gnode p = *n;
-    ot_tid in[64];
-    if (n->n_in > 64) { ot_error_set(err, OT_EUNSUPPORTED, "node '%s': more than 64 inputs", n->name); goto fail; }
     bool batched = false;
     for (uint32_t j = 0; j < n->n_in; j++) {
       in[j] = n->in[j] == OT_TID_NONE ? OT_TID_NONE : map[n->in[j]];
@@ -108,9 +122,11 @@ static ot_graph *core_graph(const ot_graph *g, const bool *optim, unsigned cores
     goto fail;
   }
   free(nmap);
+  free(in);
   return h;
 fail:
   free(nmap);
+  free(in);
   ot_graph_free(h);
   return NULL;
 }
@@ -119,13 +135,17 @@ fail:
 ** to core 0's tensors), weights and constants stay leaves.  map[t]: new id of old tensor t. */
 static ot_graph *optim_graph(const ot_graph *g, const bool *optim, ot_tid *map, ot_error *err) {
   ot_graph *h = ot_graph_new();
-  if (!h) { ot_error_set(err, OT_ENOMEM, "out of memory"); return NULL; }
+  ot_tid *in = in_buffer(g);
+  if (!h || !in) {
+    free(in);
+    ot_graph_free(h);
+    ot_error_set(err, OT_ENOMEM, "out of memory");
+    return NULL;
+  }
   for (uint32_t t = 0; t < g->n_t; t++) map[t] = OT_TID_NONE;
   for (uint32_t i = 0; i < g->n_node && !ot_graph_status(h); i++) {
     const ot_gnode *n = &g->node[i];
     if (!optim[i]) continue;
-    ot_tid in[64];
-    if (n->n_in > 64) { ot_error_set(err, OT_EUNSUPPORTED, "node '%s': more than 64 inputs", n->name); ot_graph_free(h); return NULL; }
     for (uint32_t j = 0; j < n->n_in; j++) {
       ot_tid t = n->in[j];
       if (t != OT_TID_NONE && map[t] == OT_TID_NONE) {
@@ -148,6 +168,7 @@ static ot_graph *optim_graph(const ot_graph *g, const bool *optim, ot_tid *map, 
       h->t[h->node[k].out[j]].is_output = g->t[n->out[j]].is_output;
     }
   }
+  free(in);
   if (ot_graph_status(h)) {
     ot_error_set(err, ot_graph_status(h), "optimizer graph: %s", ot_graph_error(h));
     ot_graph_free(h);
@@ -163,8 +184,8 @@ typedef struct {
   const ot_compile_options *opt;
   ot_program *p;
   kir **k;
-  ot_graph *cg, *og;             /* per-core and optimizer graphs */
-  ot_tid *cmap, *omap;           /* old tensor -> cg / og tensor */
+  ot_graph *cg;                  /* the per-core graph */
+  ot_tid *cmap, *omap;           /* old tensor -> cg / a core's optimizer graph tensor */
   kir_hbm *hbm;                  /* [core * cg->n_t + t] */
   bool *optim;
 } dp_ctx;
@@ -173,7 +194,6 @@ static void dp_free(dp_ctx *d) {
   for (unsigned c = 0; d->k && c < d->cores; c++) kir_free(d->k[c]);
   free(d->k);
   ot_graph_free(d->cg);
-  ot_graph_free(d->og);
   free(d->cmap);
   free(d->omap);
   free(d->hbm);
@@ -248,20 +268,105 @@ static ot_status allreduce_grads(dp_ctx *d, ot_error *err) {
   return st;
 }
 
-/* The optimizer on core 0: gradients and other values bound to core 0's tensors. */
-static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
-  const ot_graph *og = d->og;
-  kir_hbm *pre = malloc((og->n_t ? og->n_t : 1) * sizeof *pre);
-  if (!pre) return ot_error_set(err, OT_ENOMEM, "out of memory");
+#define OWN_NONE (-1)      /* not an optimizer node */
+#define OWN_ADAMW_CORES (-2) /* every core that runs AdamW nodes (the global norm) */
+
+/* The core of every optimizer node.  After the all-reduce every core holds the whole gradients,
+** so the AdamW nodes are shared out (largest weight first, each to the core with the fewest
+** elements so far) and every core that updates weights computes the global norm itself from its
+** own copy (bit-identical on every core): no second exchange.  An optimizer node of any other
+** kind, or none of kind AdamW, puts the whole optimizer on core 0. */
+static int *optim_owners(const dp_ctx *d) {
+  const ot_graph *g = d->g;
+  int *own = malloc((g->n_node ? g->n_node : 1) * sizeof *own);
+  uint64_t *load = calloc(d->cores, sizeof *load);
+  if (!own || !load) { free(own); free(load); return NULL; }
+  bool shard = d->cores > 1, adamw = false;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    own[i] = d->optim[i] ? 0 : OWN_NONE;
+    if (d->optim[i] && g->node[i].op != OT_GOP_ADAMW && g->node[i].op != OT_GOP_GLOBAL_NORM) shard = false;
+    adamw |= d->optim[i] && g->node[i].op == OT_GOP_ADAMW;
+  }
+  shard = shard && adamw;
+  for (;;) { /* the largest AdamW not yet given out */
+    int64_t best = -1, size = -1;
+    for (uint32_t i = 0; shard && i < g->n_node; i++)
+      if (own[i] == 0 && g->node[i].op == OT_GOP_ADAMW && ot_gtensor_elems(&g->t[g->node[i].in[0]]) > size) {
+        best = i;
+        size = ot_gtensor_elems(&g->t[g->node[i].in[0]]);
+      }
+    if (best < 0) break;
+    unsigned c = 0;
+    for (unsigned k = 1; k < d->cores; k++)
+      if (load[k] < load[c]) c = k;
+    load[c] += (uint64_t)size;
+    own[best] = -3 - (int)c; /* given out; -3 - core until the loop ends */
+  }
+  for (uint32_t i = 0; shard && i < g->n_node; i++) {
+    if (own[i] <= -3) own[i] = -3 - own[i];
+    else if (g->node[i].op == OT_GOP_GLOBAL_NORM && own[i] == 0) own[i] = OWN_ADAMW_CORES;
+  }
+  free(load);
+  return own;
+}
+
+/* Core c's part of the optimizer: its nodes and, if it has any, the global norm. */
+static bool optim_mask_for(const dp_ctx *d, const int *own, unsigned c, bool *mask) {
+  bool any = false;
+  for (uint32_t i = 0; i < d->g->n_node; i++) {
+    mask[i] = own[i] == (int)c;
+    any |= mask[i];
+  }
+  for (uint32_t i = 0; any && i < d->g->n_node; i++)
+    if (own[i] == OWN_ADAMW_CORES) mask[i] = true;
+  return any;
+}
+
+/* Lower core c's optimizer graph og: the gradients bound to core c's all-reduced copies, weights,
+** moments and hyper-parameters to the tensor the first core to use them placed (shared[], plain
+** names); its values ("grad_norm") are plain on core 0 and "@c<c>" elsewhere. */
+static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, kir_hbm *shared, ot_error *err) {
+  size_t nt = d->cg->n_t ? d->cg->n_t : 1, on = og->n_t ? og->n_t : 1;
+  kir_hbm *pre = malloc(on * sizeof *pre), *mine = malloc(on * sizeof *mine);
+  if (!pre || !mine) { free(pre); free(mine); return ot_error_set(err, OT_ENOMEM, "out of memory"); }
   for (uint32_t t = 0; t < og->n_t; t++) pre[t].index = -1;
   for (uint32_t t = 0; t < d->g->n_t; t++) {
-    ot_tid o = d->omap[t], c = d->cmap[t];
-    if (o == OT_TID_NONE || c == OT_TID_NONE || og->t[o].role == OT_GROLE_VALUE) continue;
-    pre[o] = d->hbm[c]; /* core 0's tensor (weights: the shared one) */
+    ot_tid o = d->omap[t], ct = d->cmap[t];
+    if (o == OT_TID_NONE || og->t[o].role == OT_GROLE_VALUE) continue;
+    if (ct != OT_TID_NONE) pre[o] = d->hbm[(size_t)c * nt + ct]; /* core c's tensor (weights: the shared one) */
+    else pre[o] = shared[t];
   }
-  lower_place_opts po = {NULL, pre}; /* its own inputs (hyper-parameters) and values exist once: plain names */
-  ot_status st = lower_graph_into(d->k[0], og, d->chip, d->opt, &po, NULL, NULL, err);
+  char suffix[16];
+  snprintf(suffix, sizeof suffix, "@c%u", c);
+  lower_place_opts po = {c ? suffix : NULL, pre};
+  ot_status st = lower_graph_into(d->k[c], og, d->chip, d->opt, &po, mine, NULL, err);
+  for (uint32_t t = 0; !st && t < d->g->n_t; t++) {
+    ot_tid o = d->omap[t];
+    if (o != OT_TID_NONE && d->cmap[t] == OT_TID_NONE && og->t[o].role != OT_GROLE_VALUE && shared[t].index < 0)
+      shared[t] = mine[o];
+  }
   free(pre);
+  free(mine);
+  return st;
+}
+
+/* The optimizer after the all-reduce, shared out among the cores (optim_owners). */
+static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
+  int *own = optim_owners(d);
+  bool *mask = malloc((d->g->n_node ? d->g->n_node : 1) * sizeof *mask);
+  kir_hbm *shared = malloc((d->g->n_t ? d->g->n_t : 1) * sizeof *shared);
+  ot_status st = own && mask && shared ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
+  for (uint32_t t = 0; !st && t < d->g->n_t; t++) shared[t].index = -1;
+  for (unsigned c = 0; c < d->cores && !st; c++) {
+    if (!optim_mask_for(d, own, c, mask)) continue;
+    ot_graph *og = optim_graph(d->g, mask, d->omap, err);
+    if (!og) st = err && err->code ? err->code : OT_ENOMEM;
+    else st = lower_optimizer_on(d, c, og, shared, err);
+    ot_graph_free(og);
+  }
+  free(own);
+  free(mask);
+  free(shared);
   return st;
 }
 
@@ -301,12 +406,11 @@ ot_status ot_compile_data_parallel(const ot_graph *g, const ot_chip *chip, unsig
       d.cg->t[d.cmap[g->t[t].grad]].is_output = true;
   bool any_optim = false;
   for (uint32_t i = 0; i < g->n_node; i++) any_optim |= d.optim[i];
-  if (!st && any_optim && !(d.og = optim_graph(g, d.optim, d.omap, err))) st = err && err->code ? err->code : OT_ENOMEM;
   if (!st && !(d.hbm = malloc((size_t)cores * (d.cg->n_t ? d.cg->n_t : 1) * sizeof *d.hbm)))
     st = ot_error_set(err, OT_ENOMEM, "out of memory");
   if (!st) st = lower_cores(&d, err);
   if (!st) st = allreduce_grads(&d, err);
-  if (!st && d.og) st = lower_optimizer(&d, err);
+  if (!st && any_optim) st = lower_optimizer(&d, err);
   for (unsigned c = 0; c < cores && !st; c++) st = kir_finish(d.k[c], err);
   if (st) {
     ot_program_free(d.p);

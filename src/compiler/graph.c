@@ -613,12 +613,34 @@ ot_tid ot_graph_embedding(ot_graph *g, const char *name, ot_tid ids, ot_tid tabl
   return add_binary(g, OT_GOP_EMBEDDING, name, ids, table);
 }
 
-ot_tid ot_graph_rope(ot_graph *g, const char *name, ot_tid x, float theta, int64_t offset) {
+ot_tid ot_graph_rope_scaled(ot_graph *g, const char *name, ot_tid x, float theta, int64_t offset,
+                            const ot_rope_llama3 *scaling) {
   ot_gnode p;
   ot_gnode_init(&p, OT_GOP_ROPE);
   p.f[0] = theta;
   p.i[0] = offset;
+  if (scaling) {
+    p.f[1] = scaling->factor;
+    p.f[2] = scaling->low_freq_factor;
+    p.f[3] = scaling->high_freq_factor;
+    p.i[2] = scaling->original_max_pos;
+  }
   return add_proto(g, &p, name, &x, 1);
+}
+
+ot_tid ot_graph_rope(ot_graph *g, const char *name, ot_tid x, float theta, int64_t offset) {
+  return ot_graph_rope_scaled(g, name, x, theta, offset, NULL);
+}
+
+/* Hugging Face _compute_llama3_parameters for one frequency, in double. */
+double ot_rope_scale_freq(const ot_gnode *n, double f) {
+  if (n->op != OT_GOP_ROPE || n->i[2] <= 0) return f;
+  double orig = (double)n->i[2], factor = n->f[1], lo = n->f[2], hi = n->f[3];
+  double wavelen = 2.0 * 3.14159265358979323846 / f;
+  if (wavelen > orig / lo) return f / factor;   /* low frequencies: interpolated positions */
+  if (wavelen < orig / hi) return f;            /* high frequencies: unchanged */
+  double a = (orig / wavelen - lo) / (hi - lo); /* between: a smooth blend */
+  return (1.0 - a) * f / factor + a * f;
 }
 
 ot_tid ot_graph_attention(ot_graph *g, const char *name, ot_tid q, ot_tid k, ot_tid v, bool causal, float scale) {

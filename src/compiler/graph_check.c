@@ -100,6 +100,17 @@ static void rule_row_free(check_ctx *c) {
             c->chip->name, fmax);
 }
 
+/* Cross-entropy walks the vocabulary in chunks (no free-size limit), but compares class indices
+** as fp32 (iota + chunk start == target): exact only below 2^24. */
+static void rule_ce_classes(check_ctx *c) {
+  const int64_t limit = (int64_t)1 << 24;
+  int64_t V = last_dim(input(c, 0));
+  char d[200];
+  if (V > limit)
+    problem(c, "%s: %lld classes; supported: at most 2^24 = %lld (class indices compared as fp32)",
+            describe(c, 0, d, sizeof d), (long long)V, (long long)limit);
+}
+
 /* Row indices are int32 offsets into the table. */
 static void rule_vocab(check_ctx *c) {
   const int64_t limit = (int64_t)1 << 31;
@@ -124,8 +135,8 @@ static const check_rule check_rules[OT_GOP_COUNT] = {
   [OT_GOP_LAYERNORM_BWD] = rule_row_free,
   [OT_GOP_RMSNORM] = rule_row_free,
   [OT_GOP_RMSNORM_BWD] = rule_row_free,
-  [OT_GOP_CROSS_ENTROPY] = rule_row_free,
-  [OT_GOP_CROSS_ENTROPY_BWD] = rule_row_free,
+  [OT_GOP_CROSS_ENTROPY] = rule_ce_classes,
+  [OT_GOP_CROSS_ENTROPY_BWD] = rule_ce_classes,
   [OT_GOP_EMBEDDING] = rule_vocab,
   [OT_GOP_EMBEDDING_BWD] = rule_vocab,
 };

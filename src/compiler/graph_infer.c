@@ -3,6 +3,7 @@
 ** expected ("node 'fc' (linear): x [128, 768] and w [512, 3072]: x's last dim 768 must equal
 ** w's dim 0 (in)").  Attributes with axes are normalised in place (negative axes counted from
 ** the end become positive), so later passes see one form. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -244,6 +245,12 @@ static bool infer_rope(ictx *c) {
   if (last(c->in[0]) % 2)
     return bad(c, "%s: head dim D = %lld must be even (rotate_half pairs element j with j + D/2)", D(c, 0),
                (long long)last(c->in[0]));
+  const float *f = c->n->f;
+  if (c->n->i[2] < 0 || (c->n->i[2] > 0 && !(f[1] >= 1.0f && f[2] > 0.0f && f[3] > f[2] && isfinite(f[1]) &&
+                                             isfinite(f[3]))))
+    return bad(c, "llama3 scaling: original_max_pos %lld, factor %g, low_freq_factor %g, high_freq_factor %g; "
+               "expected original_max_pos 0 (none) or > 0 with factor >= 1 and 0 < low_freq_factor < high_freq_factor",
+               (long long)c->n->i[2], (double)f[1], (double)f[2], (double)f[3]);
   return infer_same(c);
 }
 

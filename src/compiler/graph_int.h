@@ -15,7 +15,7 @@ typedef struct {
   double def;         /* the default; for 's' the ot_dtype */
 } ot_gattr;
 
-#define OT_GOP_MAX_ATTRS 6
+#define OT_GOP_MAX_ATTRS 8
 /* The attributes of op in slot order, parsed on each call (no shared state: thread-safe).
 ** Returns how many were written to out (room for OT_GOP_MAX_ATTRS). */
 unsigned ot_gop_attrs(ot_gop op, ot_gattr *out);
@@ -48,6 +48,11 @@ bool ot_graph_infer(ot_graph *g, ot_gnode *n, ot_gtensor *outs);
 const char *ot_graph_tname(const ot_graph *g, ot_tid t);
 /* Is t a tensor id of g? */
 static inline bool ot_graph_valid(const ot_graph *g, ot_tid t) { return t >= 0 && (uint32_t)t < g->n_t; }
+
+/* Frequency f (theta^(-2j/D)) of rope node n after the node's Llama-3 scaling (graph_ops.def
+** ROPE; f itself when original_max_pos is 0), in double: the reference evaluator and the
+** lowering's cos/sin table share it. */
+double ot_rope_scale_freq(const ot_gnode *n, double f);
 
 /* The markdown reference of docs/graph.md (op table and file format). */
 void ot_graph_doc_write(FILE *out);

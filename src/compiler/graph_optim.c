@@ -23,12 +23,18 @@ ot_tid ot_graph_global_norm(ot_graph *g, const char *name, unsigned n, const ot_
   return node_add(g, &p, name, xs, n);
 }
 
-ot_tid ot_graph_adamw(ot_graph *g, const char *name, ot_tid p, ot_tid grad, ot_tid m, ot_tid v, ot_tid norm,
-                      ot_tid hyper, float beta1, float beta2) {
+ot_tid ot_graph_adamw_decay(ot_graph *g, const char *name, ot_tid p, ot_tid grad, ot_tid m, ot_tid v, ot_tid norm,
+                            ot_tid hyper, float beta1, float beta2, bool decay) {
   ot_gnode proto;
   ot_gnode_init(&proto, OT_GOP_ADAMW);
   proto.f[0] = beta1;
   proto.f[1] = beta2;
+  proto.i[0] = decay;
   ot_tid in[6] = {p, grad, m, v, norm, hyper};
   return node_add(g, &proto, name, in, 6);
+}
+
+ot_tid ot_graph_adamw(ot_graph *g, const char *name, ot_tid p, ot_tid grad, ot_tid m, ot_tid v, ot_tid norm,
+                      ot_tid hyper, float beta1, float beta2) {
+  return ot_graph_adamw_decay(g, name, p, grad, m, v, norm, hyper, beta1, beta2, true);
 }

@@ -9,7 +9,7 @@
 **   - leaves are used as given (bf16 leaves should hold bf16 values); a constant whose value is
 **     NULL is filled from its data.
 ** The accumulation orders and the tolerances against PyTorch are in docs/autodiff.md. */
-#include "compiler/graph.h"
+#include "compiler/graph_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -370,7 +370,7 @@ static ot_status ref_EMBEDDING(const ref_ctx *c) {
   if (tab->ndim != 2) return ref_shape_fail(c, "table [V, D]");
   int64_t n = ot_gtensor_elems(ref_in_t(c, 0)), d = tab->shape[1];
   for (int64_t i = 0; i < n; i++) {
-    int64_t row;
+    int64_t row = 0; /* set by ref_index on success (initialised for -O3's flow analysis) */
     char what[256];
     snprintf(what, sizeof what, "table '%s'", tab->name);
     ot_status st = ref_index(c, 0, i, tab->shape[0], what, "rows", &row);
@@ -389,7 +389,7 @@ static ot_status ref_EMBEDDING_BWD(const ref_ctx *c) {
   float *out = ref_out(c, 0);
   memset(out, 0, (size_t)ot_gtensor_elems(dt) * sizeof(float));
   for (int64_t i = 0; i < n; i++) {
-    int64_t row;
+    int64_t row = 0;
     ot_status st = ref_index(c, 0, i, dt->shape[0], "the gradient table", "rows (attribute rows)", &row);
     if (st) return st;
     for (int64_t j = 0; j < d; j++) out[row * d + j] += ref_in(c, 1)[i * d + j];
@@ -408,7 +408,7 @@ static ot_status ref_ce_check(const ref_ctx *c, int64_t *rows, int64_t *v) {
 
 /* Mean over rows (summed in row order) of logsumexp(row) - row[target], max-subtracted. */
 static ot_status ref_CROSS_ENTROPY(const ref_ctx *c) {
-  int64_t rows, v;
+  int64_t rows = 0, v = 0;
   ot_status st = ref_ce_check(c, &rows, &v);
   float total = 0.0f;
   for (int64_t r = 0; !st && r < rows; r++) {
@@ -425,7 +425,7 @@ static ot_status ref_CROSS_ENTROPY(const ref_ctx *c) {
 }
 
 static ot_status ref_CROSS_ENTROPY_BWD(const ref_ctx *c) {
-  int64_t rows, v;
+  int64_t rows = 0, v = 0;
   ot_status st = ref_ce_check(c, &rows, &v);
   float g = st ? 0.0f : ref_in(c, 2)[0] / (float)rows;
   for (int64_t r = 0; !st && r < rows; r++) {
@@ -440,9 +440,10 @@ static ot_status ref_CROSS_ENTROPY_BWD(const ref_ctx *c) {
 }
 
 /* ---- rope, attention -------------------------------------------------------------------- */
-/* Angles as Hugging Face computes them, all in fp32: inv_freq = 1 / theta^(2j/D),
-** angle = p * inv_freq; then rotate_half: y[j] = x[j] cos - x[j+D/2] sin, y[j+D/2] = x[j+D/2] cos
-** + x[j] sin (sin negated when inverse). */
+/* Angles as Hugging Face computes them, all in fp32: inv_freq = 1 / theta^(2j/D) (with the
+** node's Llama-3 scaling, computed in double and rounded once: within an ulp of Hugging Face's
+** fp32 tensor arithmetic), angle = p * inv_freq; then rotate_half: y[j] = x[j] cos - x[j+D/2] sin,
+** y[j+D/2] = x[j+D/2] cos + x[j] sin (sin negated when inverse). */
 static ot_status ref_ROPE(const ref_ctx *c) {
   const ot_gtensor *x = ref_in_t(c, 0);
   if (x->ndim < 2 || x->shape[x->ndim - 1] % 2) return ref_shape_fail(c, "x [B, H, S, D] with D even");
@@ -454,7 +455,7 @@ static ot_status ref_ROPE(const ref_ctx *c) {
       const float *xr = ref_in(c, 0) + (o * s + p) * d;
       float *yr = ref_out(c, 0) + (o * s + p) * d;
       for (int64_t j = 0; j < half; j++) {
-        float inv = 1.0f / powf(c->n->f[0], (float)(2 * j) / (float)d);
+        float inv = (float)ot_rope_scale_freq(c->n, 1.0f / powf(c->n->f[0], (float)(2 * j) / (float)d));
         float ang = (float)(c->n->i[0] + p) * inv, cs = cosf(ang), sn = sign * sinf(ang);
         yr[j] = xr[j] * cs - xr[j + half] * sn;
         yr[j + half] = xr[j + half] * cs + xr[j] * sn;
@@ -770,7 +771,7 @@ static ot_status ref_ADAMW(const ref_ctx *c) {
   if (ot_gtensor_elems(ref_in_t(c, 4)) != 1 || ot_gtensor_elems(ref_in_t(c, 5)) != 6)
     return ref_shape_fail(c, "norm [1] and hyper [6]");
   const float *hy = ref_in(c, 5), b1 = c->n->f[0], b2 = c->n->f[1];
-  float lr = hy[0], wd = hy[1], eps = hy[2], bc1 = hy[3], bc2 = hy[4], max_norm = hy[5];
+  float lr = hy[0], wd = c->n->i[0] ? hy[1] : 0.0f, eps = hy[2], bc1 = hy[3], bc2 = hy[4], max_norm = hy[5];
   float clip = max_norm > 0.0f ? fminf(1.0f, max_norm / (ref_in(c, 4)[0] + 1e-6f)) : 1.0f;
   for (int64_t i = 0; i < n; i++) {
     float g = ref_in(c, 1)[i] * clip, p = ref_in(c, 0)[i] * (1.0f - lr * wd);

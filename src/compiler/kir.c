@@ -27,6 +27,30 @@ const ot_chip *kir_chip(const kir *k) { return k->chip; }
 ot_program *kir_program(kir *k) { return k->prog; }
 
 /* ---- set-up -------------------------------------------------------------------------------- */
+/* Each issuing engine gets queues of its own.  A queue runs its transfers in the order they
+** reach it at run time, and kir counts a queue's completions in placement order: the two agree
+** only when one engine, in stream order, issues all of a queue's transfers.  Loads (Sync) get
+** about half; stores are issued by the engine that wrote the data (mostly ScalarE and VectorE).
+** With fewer queues than engines they are shared, and kir_place_dma orders the issues. */
+static void kir_queues_split(kir *k) {
+  uint32_t nq = k->queues;
+  if (nq < OT_ENG_COUNT) {
+    for (int e = 0; e < OT_ENG_COUNT; e++) { k->q_first[e] = 0; k->q_count[e] = nq; }
+    return;
+  }
+  uint32_t side = (nq - 2) * 3 / 14 > 0 ? (nq - 2) * 3 / 14 : 1;
+  uint32_t count[OT_ENG_COUNT] = {0};
+  count[OT_ENG_TENSOR] = count[OT_ENG_GPSIMD] = 1;
+  count[OT_ENG_VECTOR] = count[OT_ENG_SCALAR] = side;
+  count[OT_ENG_SYNC] = nq - 2 - 2 * side;
+  uint32_t first = 0;
+  for (int e = 0; e < OT_ENG_COUNT; e++) {
+    k->q_first[e] = first;
+    k->q_count[e] = count[e];
+    first += count[e];
+  }
+}
+
 ot_status kir_new(const ot_chip *chip, ot_program *prog, kir **out, ot_error *err) {
   *out = NULL;
   if (chip->dma.queues < 1)
@@ -41,6 +65,8 @@ ot_status kir_new(const ot_chip *chip, ot_program *prog, kir **out, ot_error *er
   k->chip = chip;
   k->prog = prog;
   k->queues = nq;
+  kir_queues_split(k);
+  for (uint32_t q = 0; q < nq; q++) k->queue[q].last_eng = -1;
   k->schedule = true;
   for (int e = 0; e < OT_ENG_COUNT; e++)
     for (int s = 0; s < KIR_SRC_COUNT; s++) k->eng[e].vc[s] = -1;

@@ -9,7 +9,9 @@
 **     writer and every reader since (RAW, WAR, WAW);
 **   - a wait is a sem_wait on the producer's progress semaphore: each engine has one, bumped by a
 **     sem_inc placed after the instructions somebody waits for (only those), and each DMA queue
-**     has one, bumped by the hardware when a transfer completes (queues are FIFO);
+**     has one, bumped by the hardware when a transfer completes (queues are FIFO in the order
+**     transfers reach them at run time, so each engine issues on queues of its own: then that
+**     order is the issuer's stream order, the one kir counts completions in);
 **   - waits already implied are dropped: every stream carries a vector clock of what it knows
 **     has completed, directly or through the producers it waited for (transitively);
 **   - on-chip buffers are allocated first-fit and freed by the lowering when their lifetime

@@ -34,6 +34,8 @@ typedef struct {
 typedef struct {
   int32_t (*vc)[KIR_SRC_COUNT]; /* vc[n-1]: what is known once transfer n has completed */
   uint32_t n, cap;
+  int8_t last_eng;             /* engine that issued transfer n (-1: none yet) */
+  int32_t last_idx;            /* its stream index */
 } kir_queue;
 
 /* Access history of a byte range [lo, hi) of one memory. */
@@ -70,7 +72,8 @@ typedef struct {
 struct kir {
   const ot_chip *chip;
   ot_program *prog;
-  uint32_t queues, next_queue;
+  uint32_t queues;
+  uint32_t q_first[OT_ENG_COUNT], q_count[OT_ENG_COUNT], q_next[OT_ENG_COUNT]; /* each issuer's queues */
   kir_engine eng[OT_ENG_COUNT];
   kir_queue queue[KIR_MAX_QUEUES];
   kir_map map[3];              /* SBUF, PSUM, HBM */

@@ -263,8 +263,9 @@ ot_status kir_place_dma(kir *k, const ot_insn *dma, ot_engine issuer) {
   const ot_ap *dst = &dma->o[1].ap, *src = &dma->o[2].ap;
   int e = (int)issuer;
   if (issuer >= OT_ENG_COUNT) e = dst->mem == OT_MEM_HBM && src->mem != OT_MEM_HBM ? last_writer_engine(k, src) : OT_ENG_SYNC;
-  uint32_t q = k->next_queue;
-  k->next_queue = (k->next_queue + 1) % k->queues;
+  uint32_t q = k->q_first[e] + k->q_next[e];
+  k->q_next[e] = (k->q_next[e] + 1) % k->q_count[e];
+  kir_queue *Q = &k->queue[q];
   ot_insn in = *dma;
   in.o[0].i = (int32_t)q;
   bool indirect = in.op == OT_OP_DMA_GATHER || in.op == OT_OP_DMA_SCATTER_ADD;
@@ -272,11 +273,14 @@ ot_status kir_place_dma(kir *k, const ot_insn *dma, ot_engine issuer) {
   int32_t need[KIR_SRC_COUNT];
   insn_needs(k, &in, need);
   need[SRC_QUEUE(q)] = 0; /* FIFO: the queue's earlier transfers complete first */
+  /* ... in the order they were issued: after another engine's transfer, issue after it. */
+  if (Q->last_eng >= 0 && Q->last_eng != e && Q->last_idx > need[Q->last_eng]) need[Q->last_eng] = Q->last_idx;
   engine_wait_all(k, e, need);
   kir_entry *x = stream_push(k, e);
   if (!x) return k->st;
   x->in = in;
-  kir_queue *Q = &k->queue[q];
+  Q->last_eng = (int8_t)e;
+  Q->last_idx = (int32_t)(k->eng[e].n - 1);
   int32_t (*vc)[KIR_SRC_COUNT] = grow(Q->vc, &Q->cap, Q->n + 1, sizeof *vc);
   if (!vc) return kir_fail(k, OT_ENOMEM, "out of memory");
   Q->vc = vc;

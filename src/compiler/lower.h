@@ -14,6 +14,7 @@ typedef struct {
   int act;                 /* ot_act_func (OT_ACT_COPY: none) */
   ot_tid bias;             /* [N] added before act, OT_TID_NONE if none */
   ot_tid residual;         /* [.., M, N] added after act, OT_TID_NONE if none */
+  bool y_t;                /* linear: y stored transposed, [N, M] (its one consumer, a linear, reads it K-major) */
 } lower_epilogue;
 
 typedef struct {
@@ -48,6 +49,13 @@ lower_fn lower_for_optim(ot_gop op);
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n);
 ot_status lower_linear(lower_ctx *c, const ot_gnode *n);
+/* A linear whose result (through a fused gelu/silu) feeds only another linear, with at least 128
+** rows and 128 columns: it computes and stores y^T (the weight as the stationary operand, the
+** bias applied per partition with the activation) and the next linear loads it K-major, without
+** PE transposes.  Run after the activation and residual fusions. */
+void lower_fuse_linear_chain(lower_ctx *c, const uint32_t *uses);
+/* Whether graph tensor t (an HBM alias root) is stored transposed by lower_fuse_linear_chain. */
+bool lower_stores_transposed(const lower_ctx *c, ot_tid t);
 
 /* compile.c's pipeline on a caller's kir (ot_compile uses it with po = NULL; compile_dp.c once
 ** per core): fuse, check every node has a lowering, place the graph's tensors in HBM, lower every

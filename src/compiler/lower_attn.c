@@ -1,5 +1,6 @@
 /* Attention (flash-style forward), the pieces the backward shares, and the dispatch of the
-** attention-family lowerings.
+** attention-family lowerings.  lower_attention uses lower_attn_fwd.c's transposed-score kernel
+** wherever its plan fits (D < 128, attn_fwd_t_fits); the online kernel below otherwise.
 **
 ** Tile plan (docs/compiler-attention.md): for each batch b and kv head g, K^T [D, S] (PE
 ** transposes, four 128-key tiles per PSUM bank) and V [128 keys, S/128 tiles x D] stay resident
@@ -192,7 +193,11 @@ ot_ap attn_scores(kir *k, const attn_shape *a, const kir_buf *sps, const kir_buf
   ot_ap s = kir_ap2(sps, nq, 0, nk, OT_DT_FP32);
   bool diag = a->causal && c0 + nk - 1 > q0;
   kir_matmul(k, s, qT, kir_ap2(kT, a->D, c0, nk, a->mm), false);
-  if (diag) { /* crosses the diagonal: S += I . mask on the PE (0 where key c0+j <= query q0+p, else -1e30) */
+  if (diag && c0 + nk == q0 + nq) { /* ends at the diagonal: only its last nq x nq square has masked keys
+    ** (mask tile 0; the columns before are 0), so the PE adds the mask there alone */
+    ot_ap sq = kir_ap2(sps, nq, q0 - c0, nq, OT_DT_FP32);
+    kir_matmul(k, sq, kir_ap2(masks, nq, ATTN_MASKS * KCHUNK, nq, a->mm), kir_ap2(masks, nq, 0, nq, a->mm), true);
+  } else if (diag) { /* crosses the diagonal: S += I . mask on the PE (0 where key c0+j <= query q0+p, else -1e30) */
     uint32_t v = (q0 - c0) / kir_chip(k)->tensor.rows;
     kir_matmul(k, s, kir_ap2(masks, nq, ATTN_MASKS * KCHUNK, nq, a->mm), kir_ap2(masks, nq, v * KCHUNK, nk, a->mm), true);
   }
@@ -417,6 +422,7 @@ ot_status lower_attention(lower_ctx *c, const ot_gnode *n) {
   r.P = attn_parts(c->chip);
   r.KT = lower_ceil_div(a.S, r.P);
   if (a.S == 0 || a.D == 0 || a.B == 0 || a.Hq == 0) return OT_OK;
+  if (attn_fwd_t_fits(c->chip, &a)) return lower_attention_t(c, &a);
   uint64_t e = attn_esz(a.mm), kd = (uint64_t)r.KT * a.D * e;
   if (attn_check(c->k, &a, r.P, "attention", 2 * ((uint64_t)a.S * e + kd) + kd)) return kir_status(c->k);
   attn_plan(&r);

@@ -10,22 +10,30 @@
 **     S = Q K^T (masked on the diagonal)                   TensorE (+ VectorE copy, GpSimd select)
 **     P = exp(S + nlse)                                     ScalarE (normalised probabilities)
 **     dP = dY V^T                                           TensorE
-**     dS = (dP - D_i) * P; dSs = scale dS                   VectorE stt, ScalarE copy
-**     dV[blk] += P^T dY    (stationary P as is: q on partitions)      TensorE + VectorE add
-**     dK[blk] += dSs^T Q                                               TensorE + VectorE add
-**     dQ += dSs K[blk]     (dSs^T through the PE), accumulating in one PSUM bank
-**   dQ leaves PSUM once per query tile; dK, dV once per kv head (summed over the group). */
+**     dS = (dP - D_i) * P, in the matmul type               VectorE stt; or, 16-bit matmul type
+**                                                           with separate PSUM ports: ScalarE
+**                                                           dP - D_i (bias), VectorE 16-bit mul
+**     dV[blk] += P^T dY    (stationary P as is: q on partitions)      TensorE
+**     dK[blk] += dS^T Q                                                TensorE
+**     dQ += dS K[blk]      (dS^T through the PE), accumulating in one PSUM bank
+**   The softmax scale multiplies dQ and dK once, when they leave PSUM (ScalarE copy's free
+**   pre-scale), not every dS block.
+**   dK, dV accumulate in PSUM, one bank each, across every query tile of the kv head when
+**   S/128 x D fp32 fits a bank (GPT-2: S <= 1024 at D = 64), else per block in PSUM and into
+**   fp32 SBUF accumulators by the VectorE.  dQ leaves PSUM once per query tile; dK, dV once
+**   per kv head (summed over the group). */
 #include <string.h>
 
 #include "compiler/lower_attn_int.h"
 
-#define BWD_BLK 128u
+#define BWD_BLK KCHUNK /* keys per pass-2 block: one fp32 PSUM bank of scores */
 #define BWD_PAIR 2u  /* query tiles whose blocks are interleaved */
 #define BWD_NQ 4u    /* query-tile buffer sets */
 #define BWD_NB 2u    /* block buffer sets */
+#define BWD_PACC_KT 512u /* key tiles of a PSUM bank of dK at D = 1 */
 
 /* stats columns beyond the forward's */
-enum { BS_DI = ST_COLS, BS_LNL, BS_NLSE, BS_COLS };
+enum { BS_DI = ST_COLS, BS_NDI, BS_LNL, BS_NLSE, BS_COLS };
 
 typedef struct {
   kir *k;
@@ -35,10 +43,14 @@ typedef struct {
   uint32_t P, KT;
   kir_buf kT[2], vT[2], kn[2], dka, dva, vnat, tpk;  /* per kv head (two in flight) */
   kir_buf qn[BWD_NQ], qT[BWD_NQ], dyf[BWD_NQ], dyn[BWD_NQ], dyT[BWD_NQ], yf[BWD_NQ], st[BWD_NQ], dqo[BWD_NQ]; /* per query tile */
-  kir_buf psb[BWD_NB], dsb[BWD_NB], dss[BWD_NB], dsT[BWD_NB], junk, kvo; /* per block */
-  kir_buf sps[BWD_NB], dps[BWD_NB], dvp[BWD_NB], dkp[BWD_NB], dqp[BWD_NQ], tps[BWD_NB], tp; /* PSUM */
+  kir_buf psb[BWD_NB], dss[BWD_NB], dsT[BWD_NB], junk, kvo; /* per block */
+  kir_buf sps[BWD_NB], dps[BWD_NB], dvp[BWD_NB], dkp[BWD_NB], dqp[BWD_NQ], tp; /* PSUM */
   kir_buf masks;
   uint32_t rot_q, rot_b, h;
+  bool pacc;                /* dK, dV accumulate in PSUM (one bank each), not in SBUF */
+  bool split_ds;            /* dS in two steps (ScalarE, VectorE) instead of one VectorE stt */
+  kir_buf pdk, pdv;
+  uint8_t started[BWD_PACC_KT]; /* pacc: key tile kt has its first contribution emitted */
 } bwd_run;
 
 /* K (kept natural for dQ), K^T and V^T of kv head (b, g) into slot h. */
@@ -57,12 +69,13 @@ static void bwd_store_kv(bwd_run *r, uint32_t b, uint32_t g) {
   uint64_t base = ((uint64_t)b * a->Hkv + g) * a->S * a->D;
   for (uint32_t kt = 0; kt < r->KT; kt++) {
     uint32_t nk = lower_min_u32(r->P, a->S - kt * r->P);
-    const kir_buf *acc[2] = {&r->dka, &r->dva};
+    const kir_buf *acc[2] = {r->pacc ? &r->pdk : &r->dka, r->pacc ? &r->pdv : &r->dva};
     const kir_hbm *out[2] = {&r->dk, &r->dv};
     ot_dtype dt[2] = {r->dkt, r->dvt};
     for (int j = 0; j < 2; j++) {
-      kir_copy(r->k, j ? OT_ENG_VECTOR : OT_ENG_SCALAR, kir_ap2(&r->kvo, nk, j * a->D, a->D, dt[j]),
-               kir_ap2(acc[j], nk, kt * a->D, a->D, OT_DT_FP32));
+      ot_ap o = kir_ap2(&r->kvo, nk, j * a->D, a->D, dt[j]), in = kir_ap2(acc[j], nk, kt * a->D, a->D, OT_DT_FP32);
+      if (j) kir_copy(r->k, OT_ENG_VECTOR, o, in);
+      else kir_activate(r->k, OT_ENG_SCALAR, o, in, OT_ACT_COPY, a->scale, NULL, NULL, NULL); /* dK = scale dS^T Q */
       attn_store_rows(r->k, out[j], base + (uint64_t)kt * r->P * a->D, a->D, &r->kvo, j * a->D, dt[j], nk, a->D);
     }
   }
@@ -82,12 +95,16 @@ static void bwd_load_q(bwd_run *r, uint32_t qi, uint64_t qoff, uint32_t nq) {
   kir_tt(k, OT_ENG_GPSIMD, kir_ap2(&r->yf[qi], nq, 0, D, OT_DT_FP32), kir_ap2(&r->dyf[qi], nq, 0, D, OT_DT_FP32),
          kir_ap2(&r->yf[qi], nq, 0, D, OT_DT_FP32), OT_ALU_MUL);
   kir_reduce(k, attn_col(&r->st[qi], nq, BS_DI), kir_ap2(&r->yf[qi], nq, 0, D, OT_DT_FP32), OT_ALU_ADD, 1, false);
+  if (r->split_ds)
+    kir_ts(k, OT_ENG_GPSIMD, attn_col(&r->st[qi], nq, BS_NDI), attn_col(&r->st[qi], nq, BS_DI), OT_ALU_MUL, -1.0f, NULL,
+           OT_ALU_BYPASS, 0.0f, NULL);
 }
 
 /* A query tile in flight: rows [q0, q0+nq) of query head hq, its buffers slot qi; per block,
 ** the block buffers slot bi and the probabilities / scaled dS. */
 typedef struct {
   uint32_t hq, q0, nq, qi, kend, bi, nkb;
+  uint8_t acc[BWD_BLK / 128]; /* pacc: per 128-key sub-block, continue its accumulation group */
   uint64_t qoff;
   ot_ap p, dss;
 } bwd_tile;
@@ -124,25 +141,58 @@ static void bwd_stats(bwd_run *r, bwd_tile *t, uint32_t nt) {
 
 /* dacc[:, kt*D ..] += stationary^T . moving, through the PSUM buffer ps. */
 static void bwd_accumulate(bwd_run *r, const kir_buf *ps, ot_ap stat, ot_ap mov, uint32_t nkb, const kir_buf *dacc,
-                           uint32_t kt) {
+                           uint32_t kt, bool acc) {
   uint32_t D = r->a->D;
-  ot_ap p = kir_ap2(ps, nkb, 0, D, OT_DT_FP32), acc = kir_ap2(dacc, nkb, kt * D, D, OT_DT_FP32);
+  if (r->pacc) { /* straight into the head's PSUM accumulator */
+    kir_matmul(r->k, kir_ap2(dacc, nkb, kt * D, D, OT_DT_FP32), stat, mov, acc);
+    return;
+  }
+  ot_ap p = kir_ap2(ps, nkb, 0, D, OT_DT_FP32), sacc = kir_ap2(dacc, nkb, kt * D, D, OT_DT_FP32);
   kir_matmul(r->k, p, stat, mov, false);
-  kir_tt(r->k, OT_ENG_VECTOR, acc, acc, p, OT_ALU_ADD);
+  kir_tt(r->k, OT_ENG_VECTOR, sacc, sacc, p, OT_ALU_ADD);
 }
 
 
-/* Pass 2, key block [k0, k0+128) of every tile in t[0..nt) that reaches it, stage by stage
-** across the tiles (software pipelining of the in-order engine streams). */
+/* dS^T of tile ti's 512-key block through the PE: 128-key sub-blocks transposed into the dP bank
+** (free once the stt has read it), copied out in one instruction when every sub-block is a full
+** 128 x 128 square, else one copy per sub-block.  The copy goes to the VectorE (16-bit PSUM reads
+** at 2x: trn2 attention_bwd 698 -> 667 us) unless it shares the PSUM port with the ScalarE
+** (NC-v2: the ScalarE, trn1 2.434 -> 2.428 ms for the block). */
+static void bwd_ds_transpose(bwd_run *r, const bwd_tile *ti, uint32_t nsub) {
+  const attn_shape *a = r->a;
+  kir *k = r->k;
+  uint32_t nq = ti->nq, bi = ti->bi;
+  bool full = nq == r->P && ti->nkb == nsub * r->P;
+  ot_engine e = kir_chip(k)->ports.vector_scalar_share_psum ? OT_ENG_SCALAR : OT_ENG_VECTOR;
+  for (uint32_t j = 0; j < nsub; j++) {
+    uint32_t nk = lower_min_u32(r->P, ti->nkb - j * r->P);
+    kir_transpose(k, kir_ap2(&r->dps[bi], nk, j * r->P, nq, a->mm), kir_ap2(&r->dss[bi], nq, j * r->P, nk, a->mm));
+    if (!full)
+      kir_copy(k, e, kir_ap2(&r->dsT[bi], nk, j * r->P, nq, a->mm), kir_ap2(&r->dps[bi], nk, j * r->P, nq, a->mm));
+  }
+  if (full)
+    kir_copy(k, e, kir_ap2(&r->dsT[bi], r->P, 0, nsub * r->P, a->mm),
+             kir_ap2(&r->dps[bi], r->P, 0, nsub * r->P, a->mm));
+}
+
+/* Pass 2, key block [k0, k0+512) of every tile in t[0..nt) that reaches it, stage by stage
+** across the tiles (software pipelining of the in-order engine streams).  Scores, exp, dP and
+** dS take the whole block (one instruction each); dV, dK, dS^T and dQ go by 128-key sub-blocks
+** (the PE's stationary side). */
 static void bwd_blocks(bwd_run *r, bwd_tile *t, uint32_t nt, uint32_t k0) {
   const attn_shape *a = r->a;
   kir *k = r->k;
-  uint32_t D = a->D, kt = k0 / r->P;
+  uint32_t D = a->D, P = r->P, kt0 = k0 / P, nsub[BWD_PAIR];
   ot_ap sc[BWD_PAIR];
   for (uint32_t i = 0; i < nt; i++) {
     if (k0 >= t[i].kend) continue;
     t[i].bi = r->rot_b++ % BWD_NB;
     t[i].nkb = lower_min_u32(BWD_BLK, t[i].kend - k0);
+    nsub[i] = lower_ceil_div(t[i].nkb, P);
+    for (uint32_t j = 0; j < nsub[i]; j++) {
+      t[i].acc[j] = r->pacc && r->started[kt0 + j];
+      if (r->pacc) r->started[kt0 + j] = 1;
+    }
     sc[i] = attn_scores(k, a, &r->sps[t[i].bi], &r->masks, kir_ap2(&r->qT[t[i].qi], D, 0, t[i].nq, a->mm), &r->kT[r->h],
                         t[i].q0, t[i].nq, k0, t[i].nkb);
   }
@@ -156,27 +206,40 @@ static void bwd_blocks(bwd_run *r, bwd_tile *t, uint32_t nt, uint32_t k0) {
     if (k0 < t[i].kend)
       kir_matmul(k, kir_ap2(&r->dps[t[i].bi], t[i].nq, 0, t[i].nkb, OT_DT_FP32), kir_ap2(&r->dyT[t[i].qi], D, 0, t[i].nq, a->mm),
                  kir_ap2(&r->vT[r->h], D, k0, t[i].nkb, a->mm), false);
-  for (uint32_t i = 0; i < nt; i++) { /* dS = (dP - D_i) P, dSs = scale dS */
+  for (uint32_t i = 0; i < nt; i++) { /* dS = (dP - D_i) P, in the matmul type (scale: when dQ, dK leave PSUM) */
     if (k0 >= t[i].kend) continue;
     uint32_t nq = t[i].nq, nkb = t[i].nkb, bi = t[i].bi;
-    ot_ap di = attn_col(&r->st[t[i].qi], nq, BS_DI), ds = kir_ap2(&r->dsb[bi], nq, 0, nkb, OT_DT_FP32);
+    ot_ap di = attn_col(&r->st[t[i].qi], nq, BS_DI);
     t[i].dss = kir_ap2(&r->dss[bi], nq, 0, nkb, a->mm);
-    kir_stt(k, ds, kir_ap2(&r->dps[bi], nq, 0, nkb, OT_DT_FP32), OT_ALU_SUB, 0.0f, &di, OT_ALU_MUL, t[i].p);
-    kir_activate(k, OT_ENG_SCALAR, t[i].dss, ds, OT_ACT_COPY, a->scale, NULL, NULL, NULL);
+    ot_ap dp = kir_ap2(&r->dps[bi], nq, 0, nkb, OT_DT_FP32);
+    if (r->split_ds) { /* ScalarE: dP - D_i out of PSUM (bias); VectorE: a 16-bit SBUF product at 1 per cycle */
+      ot_ap ndi = attn_col(&r->st[t[i].qi], nq, BS_NDI);
+      kir_activate(k, OT_ENG_SCALAR, t[i].dss, dp, OT_ACT_COPY, 1.0f, NULL, &ndi, NULL);
+      kir_tt(k, OT_ENG_VECTOR, t[i].dss, t[i].dss, t[i].p, OT_ALU_MUL);
+    } else {
+      kir_stt(k, t[i].dss, dp, OT_ALU_SUB, 0.0f, &di, OT_ALU_MUL, t[i].p);
+    }
   }
   for (uint32_t i = 0; i < nt; i++) /* dV += P^T dY */
-    if (k0 < t[i].kend)
-      bwd_accumulate(r, &r->dvp[t[i].bi], t[i].p, kir_ap2(&r->dyn[t[i].qi], t[i].nq, 0, D, a->mm), t[i].nkb, &r->dva, kt);
-  for (uint32_t i = 0; i < nt; i++) /* dK += dSs^T Q */
-    if (k0 < t[i].kend)
-      bwd_accumulate(r, &r->dkp[t[i].bi], t[i].dss, kir_ap2(&r->qn[t[i].qi], t[i].nq, 0, D, a->mm), t[i].nkb, &r->dka, kt);
-  for (uint32_t i = 0; i < nt; i++) { /* dQ += dSs K (dSs^T through the PE) */
-    if (k0 >= t[i].kend) continue;
-    uint32_t bi = t[i].bi;
-    attn_transpose(k, OT_ENG_SCALAR, &r->tps[bi], 0, t[i].dss, t[i].nq, t[i].nkb, a->mm, &r->dsT[bi], 0, a->mm);
-    kir_matmul(k, kir_ap2(&r->dqp[t[i].qi], t[i].nq, 0, D, OT_DT_FP32), kir_ap2(&r->dsT[bi], t[i].nkb, 0, t[i].nq, a->mm),
-               kir_ap2(&r->kn[r->h], t[i].nkb, kt * D, D, a->mm), k0 > 0);
-  }
+    for (uint32_t j = 0; k0 < t[i].kend && j < nsub[i]; j++) {
+      uint32_t nk = lower_min_u32(P, t[i].nkb - j * P);
+      bwd_accumulate(r, &r->dvp[t[i].bi], kir_ap2(&r->psb[t[i].bi], t[i].nq, j * P, nk, a->mm),
+                     kir_ap2(&r->dyn[t[i].qi], t[i].nq, 0, D, a->mm), nk, r->pacc ? &r->pdv : &r->dva, kt0 + j, t[i].acc[j]);
+    }
+  for (uint32_t i = 0; i < nt; i++) /* dK += dS^T Q */
+    for (uint32_t j = 0; k0 < t[i].kend && j < nsub[i]; j++) {
+      uint32_t nk = lower_min_u32(P, t[i].nkb - j * P);
+      bwd_accumulate(r, &r->dkp[t[i].bi], kir_ap2(&r->dss[t[i].bi], t[i].nq, j * P, nk, a->mm),
+                     kir_ap2(&r->qn[t[i].qi], t[i].nq, 0, D, a->mm), nk, r->pacc ? &r->pdk : &r->dka, kt0 + j, t[i].acc[j]);
+    }
+  for (uint32_t i = 0; i < nt; i++) /* dS^T */
+    if (k0 < t[i].kend) bwd_ds_transpose(r, &t[i], nsub[i]);
+  for (uint32_t i = 0; i < nt; i++) /* dQ += dS K */
+    for (uint32_t j = 0; k0 < t[i].kend && j < nsub[i]; j++) {
+      uint32_t nk = lower_min_u32(P, t[i].nkb - j * P);
+      kir_matmul(k, kir_ap2(&r->dqp[t[i].qi], t[i].nq, 0, D, OT_DT_FP32), kir_ap2(&r->dsT[t[i].bi], nk, j * P, t[i].nq, a->mm),
+                 kir_ap2(&r->kn[r->h], nk, (kt0 + j) * D, D, a->mm), k0 + j > 0);
+    }
 }
 
 /* Up to BWD_PAIR query tiles of batch b: loads and statistics, then pass 2 block by block. */
@@ -197,7 +260,8 @@ static void bwd_tiles(bwd_run *r, uint32_t b, bwd_tile *t, uint32_t nt) {
   for (uint32_t k0 = 0; k0 < kmax && !kir_status(k); k0 += BWD_BLK) bwd_blocks(r, t, nt, k0);
   for (uint32_t i = 0; i < nt; i++) {
     uint32_t qi = t[i].qi, nq = t[i].nq;
-    kir_copy(k, OT_ENG_SCALAR, kir_ap2(&r->dqo[qi], nq, 0, a->D, r->dqt), kir_ap2(&r->dqp[qi], nq, 0, a->D, OT_DT_FP32));
+    kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->dqo[qi], nq, 0, a->D, r->dqt), kir_ap2(&r->dqp[qi], nq, 0, a->D, OT_DT_FP32),
+                 OT_ACT_COPY, a->scale, NULL, NULL, NULL);
     attn_store_rows(k, &r->dq, t[i].qoff, a->D, &r->dqo[qi], 0, r->dqt, nq, a->D);
   }
 }
@@ -229,9 +293,14 @@ static ot_status bwd_alloc(bwd_run *r) {
     kir_alloc(k, OT_MEM_SBUF, P, KD * e, &r->kn[i]);
   }
   kir_alloc(k, OT_MEM_SBUF, P, KD * e, &r->vnat);
-  kir_alloc(k, OT_MEM_PSUM, P, attn_bank_bytes(kir_chip(k)), &r->tpk);
-  kir_alloc(k, OT_MEM_SBUF, P, KD * 4, &r->dka);
-  kir_alloc(k, OT_MEM_SBUF, P, KD * 4, &r->dva);
+  r->pacc = KD * 4 <= attn_bank_bytes(kir_chip(k)) && r->KT <= BWD_PACC_KT;
+  if (r->pacc) {
+    kir_alloc(k, OT_MEM_PSUM, P, KD * 4, &r->pdk);
+    kir_alloc(k, OT_MEM_PSUM, P, KD * 4, &r->pdv);
+  } else {
+    kir_alloc(k, OT_MEM_SBUF, P, KD * 4, &r->dka);
+    kir_alloc(k, OT_MEM_SBUF, P, KD * 4, &r->dva);
+  }
   kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * 4, &r->junk);
   kir_alloc(k, OT_MEM_SBUF, P, 2 * D * 4, &r->kvo);
   kir_alloc(k, OT_MEM_PSUM, P, P * e, &r->tp);
@@ -249,23 +318,24 @@ static ot_status bwd_alloc(bwd_run *r) {
   }
   for (uint32_t i = 0; i < BWD_NB; i++) {
     kir_alloc(k, OT_MEM_SBUF, P, BWD_BLK * e, &r->psb[i]);
-    kir_alloc(k, OT_MEM_SBUF, P, BWD_BLK * 4, &r->dsb[i]);
     kir_alloc(k, OT_MEM_SBUF, P, BWD_BLK * e, &r->dss[i]);
-    kir_alloc(k, OT_MEM_SBUF, P, P * e, &r->dsT[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, BWD_BLK * e, &r->dsT[i]);
     kir_alloc(k, OT_MEM_PSUM, P, KCHUNK * 4, &r->sps[i]);
+    if (i == 0) r->tpk = r->sps[0]; /* K, V transposes share the first score bank */
     kir_alloc(k, OT_MEM_PSUM, P, BWD_BLK * 4, &r->dps[i]);
-    kir_alloc(k, OT_MEM_PSUM, P, D * 4, &r->dvp[i]);
-    kir_alloc(k, OT_MEM_PSUM, P, D * 4, &r->dkp[i]);
-    kir_alloc(k, OT_MEM_PSUM, P, P * e, &r->tps[i]);
+    if (!r->pacc) {
+      kir_alloc(k, OT_MEM_PSUM, P, D * 4, &r->dvp[i]);
+      kir_alloc(k, OT_MEM_PSUM, P, D * 4, &r->dkp[i]);
+    }
   }
   return kir_status(k);
 }
 
 static void bwd_release(bwd_run *r) {
-  kir_buf *one[] = {&r->dka, &r->dva, &r->vnat, &r->tpk, &r->junk, &r->kvo, &r->tp, &r->masks};
+  kir_buf *one[] = {&r->dka, &r->dva, &r->pdk, &r->pdv, &r->vnat, &r->junk, &r->kvo, &r->tp, &r->masks};
   kir_buf *two[] = {r->kT, r->vT, r->kn};
   kir_buf *nq[] = {r->qn, r->qT, r->dyf, r->dyn, r->dyT, r->yf, r->st, r->dqo, r->dqp};
-  kir_buf *nb[] = {r->psb, r->dsb, r->dss, r->dsT, r->sps, r->dps, r->dvp, r->dkp, r->tps};
+  kir_buf *nb[] = {r->psb, r->dss, r->dsT, r->sps, r->dps, r->dvp, r->dkp};
   for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) kir_release(r->k, one[i]);
   for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
     for (int j = 0; j < 2; j++) kir_release(r->k, &two[i][j]);
@@ -284,6 +354,7 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
   r.a = &a;
   r.P = attn_parts(c->chip);
   r.KT = lower_ceil_div(a.S, r.P);
+  r.split_ds = attn_esz(a.mm) == 2 && !c->chip->ports.vector_scalar_share_psum;
   r.yv = c->hbm[n->in[3]];
   r.dy = c->hbm[n->in[4]];
   r.dq = c->hbm[n->out[0]];
@@ -305,8 +376,12 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
     uint32_t b = i / a.Hkv, g = i % a.Hkv;
     if (i + 1 < heads) bwd_load_kv(&r, (i + 1) / a.Hkv, (i + 1) % a.Hkv, (i + 1) % 2);
     r.h = i % 2;
-    kir_memset(c->k, OT_ENG_GPSIMD, kir_ap2(&r.dka, r.P, 0, r.KT * a.D, OT_DT_FP32), 0.0f);
-    kir_memset(c->k, OT_ENG_GPSIMD, kir_ap2(&r.dva, r.P, 0, r.KT * a.D, OT_DT_FP32), 0.0f);
+    if (r.pacc) {
+      memset(r.started, 0, sizeof r.started);
+    } else {
+      kir_memset(c->k, OT_ENG_GPSIMD, kir_ap2(&r.dka, r.P, 0, r.KT * a.D, OT_DT_FP32), 0.0f);
+      kir_memset(c->k, OT_ENG_GPSIMD, kir_ap2(&r.dva, r.P, 0, r.KT * a.D, OT_DT_FP32), 0.0f);
+    }
     bwd_kv_head(&r, b, g);
     bwd_store_kv(&r, b, g);
   }

@@ -17,7 +17,7 @@
 
 #include "compiler/lower_attn_int.h"
 
-#define CE_CHUNK 2048u
+#define CE_CHUNK 2048u /* columns per chunk (8 KiB fp32 per partition), capped by the chip's free size */
 #define CE_PAIR 2u   /* row tiles processed together, chunk stages interleaved */
 #define CE_NX 4u     /* logits chunk buffers */
 
@@ -155,6 +155,15 @@ static void ce_release(ce_run *r) {
   }
 }
 
+/* Columns per chunk: CE_CHUNK, at most the smallest per-instruction free size (SBUF) of the
+** engines a chunk passes through, and at most V. */
+static uint32_t ce_chunk_cols(const ot_chip *chip, uint32_t V) {
+  static const ot_engine used[3] = {OT_ENG_VECTOR, OT_ENG_SCALAR, OT_ENG_GPSIMD};
+  uint32_t vc = lower_min_u32(CE_CHUNK, V ? V : 1);
+  for (uint32_t i = 0; i < 3; i++) vc = lower_min_u32(vc, chip->eng[used[i]].free_max_sbuf);
+  return vc;
+}
+
 static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   const ot_gtensor *lg = &c->g->t[n->in[0]];
   ce_run r;
@@ -164,7 +173,7 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.N = (uint32_t)lg->shape[0];
   r.V = (uint32_t)lg->shape[1];
   r.P = c->chip->sbuf.partitions;
-  r.VC = lower_min_u32(CE_CHUNK, r.V ? r.V : 1);
+  r.VC = ce_chunk_cols(c->chip, r.V);
   r.nch = lower_ceil_div(r.V, r.VC);
   r.x = c->hbm[n->in[0]];
   r.tgt = c->hbm[n->in[1]];

@@ -66,6 +66,10 @@ ot_ap attn_scores(kir *k, const attn_shape *a, const kir_buf *sps, const kir_buf
 ** -m in column mcol: -m' = min(-m, -rowmax), pdst = exp(src - m'), l = l exp(m - m') + rowsum
 ** (first: -m = -rowmax, l = rowsum).  Returns the column holding -m'; ST_ALPHA holds exp(m - m'). */
 uint32_t attn_online_chunk(kir *k, const kir_buf *st, uint32_t mcol, bool first, ot_ap src, uint32_t nq, ot_ap pdst);
+/* The transposed-score forward (lower_attn_fwd.c): whether its tile plan fits the chip (D + 1 on
+** the PE rows, its PSUM banks), and the lowering itself. */
+bool attn_fwd_t_fits(const ot_chip *chip, const attn_shape *a);
+ot_status lower_attention_t(lower_ctx *c, const attn_shape *a);
 
 static inline uint32_t attn_esz(ot_dtype t) { return (uint32_t)ot_dtype_size(t); }
 

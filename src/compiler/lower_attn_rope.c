@@ -1,5 +1,6 @@
 /* Rotary embedding (Hugging Face rotate_half): y[j] = x[j] cos - x[j+D/2] sin,
-** y[j+D/2] = x[j+D/2] cos + x[j] sin, angle (offset + s) * theta^(-2j/D), negated when inverse.
+** y[j+D/2] = x[j+D/2] cos + x[j] sin, angle (offset + s) * theta^(-2j/D) (Llama-3 scaled when the
+** node says so: ot_rope_scale_freq), negated when inverse.
 **
 ** The cos/sin table is a program constant "<node>.rope_cs" [S, D] fp32 (columns 0..D/2-1 cos,
 ** D/2..D-1 sin, already negated for the inverse), computed on the host in double and rounded
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/graph_int.h"
 #include "compiler/lower_attn_int.h"
 
 #define ROPE_FREE 2048u   /* elements per partition of one x tile */
@@ -34,7 +36,7 @@ static ot_status rope_table(lower_ctx *c, const ot_gnode *n, rope_run *r) {
   double theta = n->f[0], sign = n->i[1] ? -1.0 : 1.0;
   for (uint32_t s = 0; s < r->S; s++)
     for (uint32_t j = 0; j < r->half; j++) {
-      double ang = (double)(n->i[0] + (int64_t)s) * pow(theta, -2.0 * j / (double)r->D);
+      double ang = (double)(n->i[0] + (int64_t)s) * ot_rope_scale_freq(n, pow(theta, -2.0 * j / (double)r->D));
       t[(size_t)s * r->D + j] = (float)cos(ang);
       t[(size_t)s * r->D + r->half + j] = (float)(sign * sin(ang));
     }

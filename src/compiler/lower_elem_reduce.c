@@ -13,6 +13,11 @@
 ** When inner is small and outer large those loads are tiny; then the (o, i) pairs go on the
 ** partitions and the reduced axis on the free axis through an element-strided DMA, whichever
 ** is cheaper by the DMA cost model (the strided one pays ~dma.min_efficient_bytes per element).
+** A few long rows with inner == 1 (a 1-D loss: reduce_sum of [786432]) would sit on a few
+** partitions; each row is spread over s partitions instead (s the largest divisor of len up to
+** 128), reduced per partition, and the s partial results combined by a PE transpose into one
+** PSUM row and one more reduction (trn2 GPT-2 block's stand-in loss: 829 us -> see
+** docs/compiler-kernels.md).
 ** mean divides by len (as the reference does, not a multiply by 1/len). */
 #include <string.h>
 
@@ -206,6 +211,59 @@ static ot_status red_part_plan(red_run *r, uint64_t outer) {
   return kir_status(k);
 }
 
+/* ---- spread plan: a few long rows (a 1-D loss), each over up to 128 partitions ------------ */
+/* The largest divisor of len that is at most P: a row of len elements as [s, len / s]. */
+static uint32_t red_spread_parts(uint64_t len, uint32_t P) {
+  for (uint32_t s = P; s > 1; s--)
+    if (len % s == 0) return s;
+  return 1;
+}
+
+/* Worth it when the rows-on-partitions plan would use few partitions for a long row: fewer than
+** 8 rows, at least 8192 elements each, spread over at least 32 partitions. */
+static bool red_use_spread(const red_run *r, uint64_t outer, uint32_t *s) {
+  if (r->inner != 1 || outer >= 8 || r->len < 8192) return false;
+  *s = red_spread_parts(r->len, r->P);
+  return *s >= 32 && r->len / *s <= (uint64_t)4096 * RED_MAX_F;
+}
+
+/* Row o as [s, len/s]: per-partition results in chunks of RED_MAX_F on the VectorE, then a PE
+** transpose of the [s, 1] column into a PSUM row and one reduction of that row. */
+static void red_spread_row(red_run *r, uint64_t o, uint32_t s) {
+  kir *k = r->c->k;
+  uint64_t per = r->len / s;
+  const kir_buf *res = &r->res[r->tr++ % 2], *fin = &r->res[2];
+  for (uint32_t j = 0; j < r->nl; j++) {
+    const kir_buf *data = &r->data[r->t++ % RED_BUFS];
+    uint64_t l0 = (uint64_t)j * r->ch;
+    uint32_t lw = (uint32_t)(per - l0 < r->ch ? per - l0 : r->ch);
+    kir_dma(k, elem_tile_dt(data, s, 0, lw, r->dt), elem_hbm_rows(&r->x, o * r->len + l0, s, per, lw), OT_ENG_COUNT);
+    kir_reduce(k, elem_col(res, s, r->nl > 1 ? 1 + j : 0), elem_tile_dt(data, s, 0, lw, r->dt), r->alu, 1, false);
+  }
+  if (r->nl > 1) kir_reduce(k, elem_col(res, s, 0), elem_tile(res, s, 1, r->nl), r->alu, 1, false);
+  ot_ap row = kir_ap2(&r->ps[0], 1, 0, s, OT_DT_FP32), y = elem_col(fin, 1, 0);
+  kir_transpose(k, row, elem_col(res, s, 0));
+  kir_reduce(k, y, row, r->alu, 1, false);
+  if (r->mean) kir_ts(k, OT_ENG_VECTOR, y, y, OT_ALU_DIV, (float)r->len, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+  int64_t st = 1;
+  uint32_t one = 1;
+  kir_dma(k, kir_hbm_ap(&r->y, o, 1, &st, &one), y, OT_ENG_COUNT);
+}
+
+static ot_status red_spread_plan(red_run *r, uint64_t outer, uint32_t s) {
+  kir *k = r->c->k;
+  uint64_t per = r->len / s;
+  r->ch = (uint32_t)(per < RED_MAX_F ? per : RED_MAX_F);
+  r->nl = lower_ceil_div(per, r->ch);
+  for (unsigned b = 0; b < RED_BUFS; b++) {
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->ch * 4u, &r->data[b]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, (r->nl + 1) * 4u, &r->res[b]);
+  }
+  kir_alloc(k, OT_MEM_PSUM, 1, 2048, &r->ps[0]);
+  for (uint64_t o = 0; o < outer && !kir_status(k); o++) red_spread_row(r, o, s);
+  return kir_status(k);
+}
+
 /* The partition plan when its DMAs (one per [128, <=2048] block, ~dma.issue_ns each on the Sync
 ** engine) cost less than the element-strided free-axis plan (every 4-byte run pays the
 ** small-transfer overhead). */
@@ -234,7 +292,9 @@ ot_status lower_elem_reduce(lower_ctx *c, const ot_gnode *n) {
   r.dt = elem_load_dtype(&r.x);
   uint64_t outer;
   elem_around(x, (unsigned)n->i[0], &outer, &r.len, &r.inner);
-  if (red_use_partitions(&r, outer)) red_part_plan(&r, outer);
+  uint32_t spread = 1;
+  if (red_use_spread(&r, outer, &spread)) red_spread_plan(&r, outer, spread);
+  else if (red_use_partitions(&r, outer)) red_part_plan(&r, outer);
   else red_free_plan(&r, outer);
   for (unsigned s = 0; s < RED_BUFS; s++) {
     kir_release(c->k, &r.data[s]);

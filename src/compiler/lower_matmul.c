@@ -18,7 +18,10 @@
 #include "compiler/lower.h"
 
 #define B_BUFS 4
+#define NAT_BUFS 4                    /* row-major tiles waiting for their PE transposes (at most) */
+#define NAT_BUDGET (32u * 1024u)      /* bytes per partition for all of them */
 #define STAGE_BUFS 4
+#define B_RES_SETS 2
 #define A_BUDGET (96u * 1024u)       /* bytes per partition for the resident A^T block */
 #define CHUNK_BYTES (8u * 1024u)      /* bytes per partition of one B load */
 #define B_RES_BUDGET (32u * 1024u)    /* bytes per partition of one resident B slice (two are kept) */
@@ -29,6 +32,7 @@ typedef struct {
   kir_hbm a, b, y, bias, resid;
   uint64_t a_bs, b_bs, y_bs;         /* batch strides in elements (b_bs 0: shared) */
   bool a_km, b_nk, has_bias, has_resid;
+  bool bias_rows;                    /* the bias is per row of y (y^T computed: one per output partition) */
   int act;
   ot_dtype mm, ydt;
 } gemm;
@@ -43,8 +47,9 @@ typedef struct {
   kir_buf bres[2];
   kir_buf as[B_BUFS];
   kir_buf acc[8], tp[2];             /* PSUM accumulators, transpose blocks */
-  kir_buf anat;                      /* A rows (transpose path) */
-  uint32_t nb_rot, st_rot, tp_rot;
+  kir_buf anat[NAT_BUFS];            /* rows to transpose (A from [M, K], B from [N, K]) */
+  uint32_t nb_rot, st_rot, tp_rot, nat_rot, nat_n;
+  uint32_t nsets, set_rot;           /* PSUM accumulator sets (mt_blk x nt_blk banks each), rotated by block */
 } gemm_run;
 
 uint32_t lower_min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -108,9 +113,10 @@ static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, u
     uint32_t mp = lower_min_u32(r->MT, mrows - mi * r->MT);
     int64_t hs[2] = {(int64_t)g->K, 1};
     uint32_t hz[2] = {mp, kcols};
-    kir_dma(r->k, kir_ap2(&r->anat, mp, 0, kcols, g->mm),
+    const kir_buf *nat = &r->anat[r->nat_rot++ % r->nat_n];
+    kir_dma(r->k, kir_ap2(nat, mp, 0, kcols, g->mm),
             kir_hbm_ap(&g->a, base + (m0 + (uint64_t)mi * r->MT) * g->K + (uint64_t)kt0 * r->P, 2, hs, hz), OT_ENG_COUNT);
-    transpose_blocks(r, &r->anat, mp, 0, kcols, dst, mi * r->MT, mcols);
+    transpose_blocks(r, nat, mp, 0, kcols, dst, mi * r->MT, mcols);
   }
 }
 
@@ -145,9 +151,10 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
     uint32_t np = lower_min_u32(r->P, ncols - ns * r->P);
     int64_t hs[2] = {(int64_t)g->K, 1};
     uint32_t hz[2] = {np, kcols};
-    kir_dma(r->k, kir_ap2(&r->anat, np, 0, kcols, g->mm),
+    const kir_buf *nat = &r->anat[r->nat_rot++ % r->nat_n];
+    kir_dma(r->k, kir_ap2(nat, np, 0, kcols, g->mm),
             kir_hbm_ap(&g->b, base + (n0 + (uint64_t)ns * r->P) * g->K + (uint64_t)kt0 * r->P, 2, hs, hz), OT_ENG_COUNT);
-    transpose_blocks(r, &r->anat, np, 0, kcols, bb, boff + ns * r->P, ncols);
+    transpose_blocks(r, nat, np, 0, kcols, bb, boff + ns * r->P, ncols);
   }
 }
 
@@ -170,6 +177,11 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
     ot_ap out = kir_ap2(st, mp, ni * r->NT, nn, g->ydt);
     ot_ap tmp = kir_ap2(&r->tmp, mp, (mi * r->nt_blk + ni) * r->NT, nn, OT_DT_FP32);
     bool act = g->act != OT_ACT_COPY;
+    if (g->has_bias && g->bias_rows) { /* act(acc + bias) in one ScalarE pass: the bias is per partition */
+      ot_ap bcol = kir_ap2(&r->bias, mp, (uint32_t)(m / r->MT), 1, OT_DT_FP32);
+      kir_activate(k, OT_ENG_SCALAR, out, cur, g->act, 1.0f, NULL, &bcol, NULL);
+      continue;
+    }
     if (g->has_bias) {
       ot_ap d = act || g->has_resid ? tmp : out;
       kir_tt(k, OT_ENG_VECTOR, d, cur, kir_ap2(&r->bias, mp, (uint32_t)n0 + ni * r->NT, nn, OT_DT_FP32), OT_ALU_ADD);
@@ -185,8 +197,23 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
   kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + m * g->N + n0, 2, hs, hz), kir_ap2(st, mp, 0, ncols, g->ydt), OT_ENG_COUNT);
 }
 
-/* The bias row on every partition (partition stride 0), loaded once for the whole GEMM. */
+/* The bias row on every partition (partition stride 0), loaded once for the whole GEMM; a
+** per-row bias as columns instead: element (p, j) = bias[j * MT + p], m-tile j's bias column. */
 static void load_bias(gemm_run *r) {
+  if (r->g->bias_rows) {
+    uint32_t M = (uint32_t)r->g->M, nfull = M / r->MT, rem = M % r->MT;
+    if (nfull) {
+      int64_t hs[2] = {1, (int64_t)r->MT};
+      uint32_t hz[2] = {r->MT, nfull};
+      kir_dma(r->k, kir_ap2(&r->bias, r->MT, 0, nfull, OT_DT_FP32), kir_hbm_ap(&r->g->bias, 0, 2, hs, hz), OT_ENG_COUNT);
+    }
+    if (rem) {
+      int64_t hs = 1;
+      kir_dma(r->k, kir_ap2(&r->bias, rem, nfull, 1, OT_DT_FP32), kir_hbm_ap(&r->g->bias, (uint64_t)nfull * r->MT, 1, &hs, &rem),
+              OT_ENG_COUNT);
+    }
+    return;
+  }
   int64_t hs[2] = {0, 1};
   uint32_t hz[2] = {r->P, (uint32_t)r->g->N};
   kir_dma(r->k, kir_ap2(&r->bias, r->P, 0, (uint32_t)r->g->N, OT_DT_FP32), kir_hbm_ap(&r->g->bias, 0, 2, hs, hz), OT_ENG_COUNT);
@@ -201,6 +228,7 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
                        const kview *a, const kview *b) {
   const gemm *g = r->g;
   uint32_t mtiles = lower_ceil_div(mrows, r->MT);
+  uint32_t s0 = (r->set_rot++ % r->nsets) * r->mt_blk; /* the set's first bank, in m-tiles */
   for (uint32_t kt0 = 0; kt0 < r->KT; kt0 += r->kc) {
     uint32_t kcn = lower_min_u32(r->kc, r->KT - kt0);
     kview av = a ? *a : (kview){&r->as[r->nb_rot % B_BUFS], mcols, 0, kt0};
@@ -217,7 +245,7 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
         for (uint32_t ni = 0; ni * r->NT < ncols; ni++) {
           uint32_t nn = lower_min_u32(r->NT, ncols - ni * r->NT);
           ot_ap mov = kir_ap2(bv.buf, kp, (kt - bv.kt_base) * bv.stride + bv.col0 + ni * r->NT, nn, g->mm);
-          ot_ap dst = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
+          ot_ap dst = kir_ap2(&r->acc[(s0 + mi) * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
           if (ni == 0) kir_matmul(r->k, dst, stat, mov, kt > 0);
           else kir_matmul_moving(r->k, dst, mov, kt > 0); /* same stationary: MultiplyMoving only */
         }
@@ -225,7 +253,7 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
     }
   }
   for (uint32_t mi = 0; mi < mtiles; mi++)
-    evacuate(r, bt, m0 + (uint64_t)mi * r->MT, lower_min_u32(r->MT, mrows - mi * r->MT), n0, ncols, mi);
+    evacuate(r, bt, m0 + (uint64_t)mi * r->MT, lower_min_u32(r->MT, mrows - mi * r->MT), n0, ncols, s0 + mi);
 }
 
 /* ---- planning and buffers ------------------------------------------------------------------- */
@@ -238,6 +266,7 @@ static ot_status gemm_plan(gemm_run *r) {
   uint32_t bank_f32 = (uint32_t)(chip->psum.bytes_per_partition / (chip->psum.banks ? chip->psum.banks : 1) / 4);
   if (r->NT > bank_f32) r->NT = bank_f32;
   r->KT = lower_ceil_div(g->K, r->P);
+  r->nsets = 1;
   bool transposes = !g->a_km || g->b_nk;
   uint32_t banks = chip->psum.banks - (transposes ? 2 : 0);
   if (banks > 8) banks = 8;
@@ -246,7 +275,7 @@ static ot_status gemm_plan(gemm_run *r) {
   if (r->nt_blk > banks) r->nt_blk = banks;
   r->mt_blk = lower_min_u32(banks / r->nt_blk, mtiles);
   while (r->mt_blk > 1 && (uint64_t)r->KT * r->mt_blk * r->MT * esz(g->mm) > A_BUDGET) r->mt_blk--;
-  if (g->has_bias && g->N * 4 > A_BUDGET / 2)
+  if (g->has_bias && !g->bias_rows && g->N * 4 > A_BUDGET / 2)
     return kir_fail(r->k, OT_EUNSUPPORTED, "bias of %llu elements: the kernel keeps the bias row on chip, at most %u elements",
                     (unsigned long long)g->N, A_BUDGET / 8);
   /* A^T of even one m-tile over all of K does not fit: spill -- re-read A from HBM for every
@@ -257,11 +286,24 @@ static ot_status gemm_plan(gemm_run *r) {
   ** fits, and a K x 512 slice of B fits twice, keep both on chip instead: n-blocks outside,
   ** m-blocks inside, every operand byte read from HBM once -- what GEMMs with few rows (a batch
   ** of tokens times a weight matrix) need to stay compute-bound. */
-  if (!r->stream_a && mtiles > r->mt_blk && (uint64_t)r->KT * g->M * esz(g->mm) <= A_BUDGET &&
+  /* Except when one n-block spans all of a small B: m-blocks of whole rows then finish one after
+  ** the other, so the next op (a layernorm over the rows) starts on the first ones while B is
+  ** re-read cheaply (attn.c_proj of GPT-2: trn1 block 447 -> 435 us). */
+  bool rows_first = !g->b_nk && ntiles <= r->nt_blk && (uint64_t)r->KT * g->N * esz(g->mm) <= B_RES_BUDGET;
+  if (!r->stream_a && !rows_first && mtiles > r->mt_blk && (uint64_t)r->KT * g->M * esz(g->mm) <= A_BUDGET &&
       (uint64_t)r->KT * r->NT * esz(g->mm) <= B_RES_BUDGET) {
     r->b_res = true;
     r->nt_blk = 1;
     r->mt_blk = lower_min_u32(banks, mtiles);
+    /* two sets of half the banks: an m-block's matmuls run while the previous one's banks are
+    ** evacuated (each matmul loads its own stationary here, so smaller m-blocks cost nothing).
+    ** GPT-2 block trn2: 466 -> 438 us.  Not where VectorE and ScalarE share the PSUM port (NC-v2):
+    ** measured slower there (trn1 435 -> 442 us: c_attn and c_fc slower, mlp.c_proj faster; sets
+    ** for the GEMMs without PE transposes only: 438 us), cause not found. */
+    if (B_RES_SETS > 1 && banks >= 2 && mtiles > banks / 2 && !chip->ports.vector_scalar_share_psum) {
+      r->nsets = 2;
+      r->mt_blk = banks / 2;
+    }
   }
   uint32_t ncols = lower_min_u32(r->nt_blk * r->NT, (uint32_t)g->N);
   uint32_t mcols = lower_min_u32(r->mt_blk * r->MT, (uint32_t)g->M);
@@ -285,31 +327,80 @@ static ot_status gemm_alloc(gemm_run *r) {
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * ncols * esz(g->mm), &r->bres[i]);
   for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
   for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz(g->ydt), &r->stage[i]);
-  if (g->has_bias) kir_alloc(k, OT_MEM_SBUF, r->P, (uint32_t)g->N * 4, &r->bias);
+  if (g->has_bias)
+    kir_alloc(k, OT_MEM_SBUF, r->P, (g->bias_rows ? lower_ceil_div(g->M, r->MT) : (uint32_t)g->N) * 4, &r->bias);
   if ((g->has_bias && g->act != OT_ACT_COPY) || g->has_resid)
-    kir_alloc(k, OT_MEM_SBUF, r->P, r->mt_blk * r->nt_blk * r->NT * 4, &r->tmp);
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->nsets * r->mt_blk * r->nt_blk * r->NT * 4, &r->tmp);
   if (g->has_resid)
     for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz((ot_dtype)g->resid.dtype), &r->rbuf[i]);
   if (!g->a_km || g->b_nk) {
     uint32_t nat = g->a_km || r->stream_a ? r->kc * r->P : (uint32_t)g->K;
     if (g->b_nk && r->kc * r->P > nat) nat = r->kc * r->P;
-    kir_alloc(k, OT_MEM_SBUF, r->P, nat * esz(g->mm), &r->anat);
+    /* several row tiles in flight: each load overlaps the previous tile's transposes */
+    uint32_t want = lower_min_u32(NAT_BUFS, NAT_BUDGET / (nat * esz(g->mm)));
+    kir_alloc(k, OT_MEM_SBUF, r->P, nat * esz(g->mm), &r->anat[0]);
+    /* the extra ones only where SBUF has room (the last SBUF buffers of the run): a GEMM beside
+    ** large live tensors (GPT-2 training, batch 2 x 1024) keeps one and stays correct */
+    for (r->nat_n = 1; r->nat_n < want && kir_largest_free(k, OT_MEM_SBUF) >= nat * esz(g->mm); r->nat_n++)
+      kir_alloc(k, OT_MEM_SBUF, r->P, nat * esz(g->mm), &r->anat[r->nat_n]);
     uint32_t bank = (uint32_t)(kir_chip(k)->psum.bytes_per_partition / kir_chip(k)->psum.banks);
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_PSUM, r->P, bank, &r->tp[i]);
   }
-  for (uint32_t i = 0; i < r->mt_blk * r->nt_blk; i++) kir_alloc(k, OT_MEM_PSUM, r->P, r->NT * 4, &r->acc[i]);
+  for (uint32_t i = 0; i < r->nsets * r->mt_blk * r->nt_blk; i++) kir_alloc(k, OT_MEM_PSUM, r->P, r->NT * 4, &r->acc[i]);
   return kir_status(k);
 }
 
+/* Every buffer of the run (SBUF and PSUM), allocated or not; returns how many. */
+static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
+  unsigned n = 0;
+  kir_buf *one[] = {&r->at, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1]};
+  for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) all[n++] = one[i];
+  for (int i = 0; i < 8; i++) all[n++] = &r->acc[i];
+  for (int i = 0; i < B_BUFS; i++) { all[n++] = &r->as[i]; all[n++] = &r->b[i]; }
+  for (int i = 0; i < NAT_BUFS; i++) all[n++] = &r->anat[i];
+  for (int i = 0; i < STAGE_BUFS; i++) { all[n++] = &r->stage[i]; all[n++] = &r->rbuf[i]; }
+  return n;
+}
+#define GEMM_NBUFS (7 + 8 + 2 * B_BUFS + NAT_BUFS + 2 * STAGE_BUFS)
+
 static void gemm_release(gemm_run *r) {
-  kir_buf *all[] = {&r->at, &r->bias, &r->tmp, &r->anat, &r->tp[0], &r->tp[1]};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) kir_release(r->k, all[i]);
-  for (int i = 0; i < 8; i++) kir_release(r->k, &r->acc[i]);
-  for (int i = 0; i < B_BUFS; i++) kir_release(r->k, &r->as[i]);
-  for (int i = 0; i < B_BUFS; i++) kir_release(r->k, &r->b[i]);
-  for (int i = 0; i < STAGE_BUFS; i++) kir_release(r->k, &r->stage[i]);
-  for (int i = 0; i < 2; i++) kir_release(r->k, &r->bres[i]);
-  for (int i = 0; i < STAGE_BUFS; i++) kir_release(r->k, &r->rbuf[i]);
+  kir_buf *all[GEMM_NBUFS];
+  unsigned n = gemm_bufs(r, all);
+  for (unsigned i = 0; i < n; i++) {
+    kir_release(r->k, all[i]);
+    memset(all[i], 0, sizeof *all[i]);
+  }
+}
+
+/* The SBUF buffers at the top of the largest free range rather than at its bottom, where the
+** previous op's buffers were (first fit): the loads of the weights and first tiles then need not
+** wait for that op's last readers of the same bytes.  Only when the first placement was one
+** contiguous range and a hole that large is left beside the pad, so the second always fits. */
+static ot_status gemm_alloc_high(gemm_run *r) {
+  kir *k = r->k;
+  if (gemm_alloc(r)) return kir_status(k);
+  kir_buf *all[GEMM_NBUFS];
+  unsigned n = gemm_bufs(r, all);
+  uint32_t lo = UINT32_MAX, hi = 0, total = 0;
+  for (unsigned i = 0; i < n; i++) {
+    if (!all[i]->bytes || all[i]->mem != OT_MEM_SBUF) continue;
+    if (all[i]->off < lo) lo = all[i]->off;
+    if (all[i]->off + all[i]->bytes > hi) hi = all[i]->off + all[i]->bytes;
+    total += all[i]->bytes;
+  }
+  uint32_t span = hi > lo ? hi - lo : 0;
+  if (span != total) return OT_OK; /* fragmented: keep the first-fit placement */
+  gemm_release(r);
+  uint32_t avail = kir_largest_free(k, OT_MEM_SBUF);
+  kir_buf pad = {0};
+  if (avail >= span + 128u && kir_alloc(k, OT_MEM_SBUF, r->P, (avail - span) / 64u * 64u - 64u, &pad) == OT_OK &&
+      kir_largest_free(k, OT_MEM_SBUF) < span) { /* the pad took the only hole that large: place as before */
+    kir_release(k, &pad);
+    pad.bytes = 0;
+  }
+  gemm_alloc(r);
+  kir_release(k, &pad);
+  return kir_status(k);
 }
 
 /* n-blocks outside, m-blocks inside; A^T of all rows and the n-block's B slice on chip. */
@@ -334,7 +425,7 @@ static ot_status gemm_lower(kir *k, const gemm *g) {
   memset(&r, 0, sizeof r);
   r.k = k;
   r.g = g;
-  if (gemm_plan(&r) || gemm_alloc(&r)) { gemm_release(&r); return kir_status(k); }
+  if (gemm_plan(&r) || gemm_alloc_high(&r)) { gemm_release(&r); return kir_status(k); }
   uint32_t mb = r.mt_blk * r.MT, nbk = r.nt_blk * r.NT;
   if (g->has_bias) load_bias(&r);
   for (uint32_t bt = 0; bt < g->batches && !kir_status(k); bt++) {
@@ -411,5 +502,48 @@ ot_status lower_linear(lower_ctx *c, const ot_gnode *n) {
   g.ydt = (ot_dtype)y->dtype;
   gemm_epilogue(c, n, &g);
   if (n->n_in > 2 && n->in[2] != OT_TID_NONE) { g.has_bias = true; g.bias = c->hbm[n->in[2]]; }
+  if (c->epi && c->epi[n - c->g->node].y_t) { /* y^T = w^T x^T: w the stationary, x the moving operand */
+    gemm t = g;
+    t.M = g.N;
+    t.N = g.M;
+    t.a = g.b;
+    t.a_km = !g.b_nk;
+    t.b = g.a;
+    t.b_nk = !g.a_km;
+    t.bias_rows = true;
+    return gemm_lower(c->k, &t);
+  }
   return gemm_lower(c->k, &g);
+}
+
+/* ---- y^T between two linears -------------------------------------------------------------- */
+/* The linear node whose result is t, looking through an activation fused into it; -1 if none. */
+static int32_t linear_producer(const lower_ctx *c, ot_tid t) {
+  const ot_graph *g = c->g;
+  int32_t p = g->t[t].producer;
+  if (p >= 0 && c->fused_away[p] && (g->node[p].op == OT_GOP_GELU || g->node[p].op == OT_GOP_SILU))
+    p = g->t[g->node[p].in[0]].producer;
+  if (p < 0 || c->fused_away[p] || g->node[p].op != OT_GOP_LINEAR) return -1;
+  return p;
+}
+
+void lower_fuse_linear_chain(lower_ctx *c, const uint32_t *uses) {
+  const ot_graph *g = c->g;
+  uint32_t P = c->chip->tensor.rows;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (n->op != OT_GOP_LINEAR || c->fused_away[i] || c->a_transposed[i]) continue;
+    ot_tid x = n->in[0];
+    int32_t p = linear_producer(c, x);
+    if (p < 0 || uses[x] != 1 || g->t[x].is_output || c->epi[p].residual != OT_TID_NONE || c->epi[p].y_t) continue;
+    const ot_gtensor *y = &g->t[g->node[p].out[0]];
+    if (lead(y, 1) < P || (uint64_t)y->shape[y->ndim - 1] < P) continue; /* a few rows: y is fine as it is */
+    c->epi[p].y_t = true;
+    c->a_transposed[i] = true;
+  }
+}
+
+bool lower_stores_transposed(const lower_ctx *c, ot_tid t) {
+  int32_t p = c->epi ? linear_producer(c, t) : -1;
+  return p >= 0 && c->epi[p].y_t;
 }

@@ -131,8 +131,10 @@ static void adamw_scalars(adamw_run *r, const kir_hbm *hyper, const kir_hbm *nor
   kir_ts(k, OT_ENG_VECTOR, sbc2, col(&r->hyper, P, H_BC2), OT_ALU_POW, 0.5f, NULL, OT_ALU_BYPASS, 0, NULL);
 }
 
-/* One chunk, in torch.optim.AdamW's order of operations. */
-static void adamw_chunk(adamw_run *r, const kir_hbm *t[4], const flat_chunk *ch, uint32_t slot, float b1, float b2) {
+/* One chunk, in torch.optim.AdamW's order of operations; no weight decay step without the
+** node's decay attribute (a param group with weight_decay 0). */
+static void adamw_chunk(adamw_run *r, const kir_hbm *t[4], const flat_chunk *ch, uint32_t slot, const ot_gnode *n) {
+  float b1 = n->f[0], b2 = n->f[1];
   kir *k = r->k;
   uint32_t np = ch->parts, f = ch->f;
   ot_ap p = kir_ap2(&r->p[slot], np, 0, f, OT_DT_FP32), g = kir_ap2(&r->g[slot], np, 0, f, OT_DT_FP32);
@@ -143,7 +145,7 @@ static void adamw_chunk(adamw_run *r, const kir_hbm *t[4], const flat_chunk *ch,
   ot_ap dst[4] = {p, g, m, v};
   for (int i = 0; i < 4; i++) kir_dma(k, dst[i], flat_hbm(t[i], ch), OT_ENG_COUNT);
   kir_ts(k, OT_ENG_GPSIMD, g, g, OT_ALU_MUL, 0, &clip, OT_ALU_BYPASS, 0, NULL);          /* g' = g * clip */
-  kir_ts(k, OT_ENG_GPSIMD, p, p, OT_ALU_MUL, 0, &decay, OT_ALU_BYPASS, 0, NULL);        /* p *= 1 - lr*wd */
+  if (n->i[0]) kir_ts(k, OT_ENG_GPSIMD, p, p, OT_ALU_MUL, 0, &decay, OT_ALU_BYPASS, 0, NULL); /* p *= 1 - lr*wd */
   kir_tt(k, OT_ENG_VECTOR, t1, g, m, OT_ALU_SUB);                                        /* m.lerp_(g', 1-b1) */
   kir_stt(k, m, t1, OT_ALU_MUL, 1.0f - b1, NULL, OT_ALU_ADD, m);
   kir_tt(k, OT_ENG_GPSIMD, t2, g, g, OT_ALU_MUL);                                        /* v = v*b2 + (1-b2) g'^2 */
@@ -184,7 +186,7 @@ static ot_status lower_adamw(lower_ctx *c, const ot_gnode *n) {
       flat_chunk ch;
       flat_chunks(ne - at, r.P, &ch, 1);
       ch.off += at;
-      adamw_chunk(&r, t, &ch, slot, n->f[0], n->f[1]);
+      adamw_chunk(&r, t, &ch, slot, n);
       at += (uint64_t)ch.parts * ch.f;
     }
   }

@@ -80,9 +80,6 @@ static ot_status gen_check_config(const ot_model_config *c, uint32_t batch, uint
   if (ctx > c->max_position_embeddings)
     return ot_error_set(err, OT_EINVAL, "generate: %u tokens (prompt + new) are longer than the context of %s "
                         "(max_position_embeddings %u)", ctx, c->name, c->max_position_embeddings);
-  if (c->family == OT_MODEL_LLAMA && c->rope_scaling != OT_ROPE_SCALING_NONE)
-    return ot_error_set(err, OT_EUNSUPPORTED, "generate: %s uses llama3 rope scaling, which the graph's rope op cannot "
-                        "express (plain theta^(-2j/D) frequencies); use a config without rope_scaling", c->name);
   return OT_OK;
 }
 

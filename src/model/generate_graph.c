@@ -4,6 +4,7 @@
 ** modules (and model_graph.c), so programs of different steps share their weight and cache
 ** tensors by name (ot_device_load_keep). */
 #include "model/generate_int.h"
+#include "model/model_graph.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,14 +131,16 @@ static ot_tid gpt2_body(gg_ctx *x, ot_tid ids) {
 static ot_tid llama_block(gg_ctx *x, unsigned l, ot_tid r) {
   char n[128], p[64];
   float eps = x->c->norm_eps, theta = x->c->rope_theta;
+  ot_rope_llama3 rs = model_graph_rope_scaling(x->c);
   snprintf(p, sizeof p, "model.layers.%u.self_attn", l);
   ot_tid h = ot_graph_rmsnorm(x->g, gg_name(n, "model.layers.%u.input_layernorm", l), r,
                               gg_w(x, "model.layers.%u.input_layernorm.weight", l), eps);
   ot_tid q = gg_nn_linear(x, gg_name(n, "%s.q_proj", p), h, p, "q_proj.weight");
   ot_tid k = gg_nn_linear(x, gg_name(n, "%s.k_proj", p), h, p, "k_proj.weight");
   ot_tid v = gg_nn_linear(x, gg_name(n, "%s.v_proj", p), h, p, "v_proj.weight");
-  q = ot_graph_rope(x->g, gg_name(n, "%s.q_rope", p), gg_heads(x, p, "q", q, x->c->n_heads), theta, x->pos);
-  k = ot_graph_rope(x->g, gg_name(n, "%s.k_rope", p), gg_heads(x, p, "k", k, x->c->n_kv_heads), theta, x->pos);
+  q = ot_graph_rope_scaled(x->g, gg_name(n, "%s.q_rope", p), gg_heads(x, p, "q", q, x->c->n_heads), theta, x->pos, &rs);
+  k = ot_graph_rope_scaled(x->g, gg_name(n, "%s.k_rope", p), gg_heads(x, p, "k", k, x->c->n_kv_heads), theta, x->pos,
+                           &rs);
   v = gg_heads(x, p, "v", v, x->c->n_kv_heads);
   ot_tid a = gg_merge(x, p, gg_attend(x, p, q, k, v));
   a = gg_nn_linear(x, gg_name(n, "%s.o_proj", p), a, p, "o_proj.weight");

@@ -140,12 +140,13 @@ static ot_tid gpt2_body(mg_ctx *x) {
 static ot_tid llama_attn(mg_ctx *x, unsigned l, ot_tid h) {
   char n[128], p[64];
   float theta = x->c->rope_theta;
+  ot_rope_llama3 rs = model_graph_rope_scaling(x->c);
   snprintf(p, sizeof p, "model.layers.%u.self_attn", l);
   ot_tid q = ot_graph_linear(x->g, mg_name(n, "%s.q_proj", p), h, mg_wf(x, "%s.q_proj.weight", p), OT_TID_NONE, true);
   ot_tid k = ot_graph_linear(x->g, mg_name(n, "%s.k_proj", p), h, mg_wf(x, "%s.k_proj.weight", p), OT_TID_NONE, true);
   ot_tid v = ot_graph_linear(x->g, mg_name(n, "%s.v_proj", p), h, mg_wf(x, "%s.v_proj.weight", p), OT_TID_NONE, true);
-  q = ot_graph_rope(x->g, mg_name(n, "%s.q_rope", p), mg_heads(x, p, "q", q, x->c->n_heads), theta, 0);
-  k = ot_graph_rope(x->g, mg_name(n, "%s.k_rope", p), mg_heads(x, p, "k", k, x->c->n_kv_heads), theta, 0);
+  q = ot_graph_rope_scaled(x->g, mg_name(n, "%s.q_rope", p), mg_heads(x, p, "q", q, x->c->n_heads), theta, 0, &rs);
+  k = ot_graph_rope_scaled(x->g, mg_name(n, "%s.k_rope", p), mg_heads(x, p, "k", k, x->c->n_kv_heads), theta, 0, &rs);
   v = mg_heads(x, p, "v", v, x->c->n_kv_heads);
   ot_tid a = mg_merge_heads(x, p, ot_graph_attention(x->g, p, q, k, v, true, 0.0f));
   return ot_graph_linear(x->g, mg_name(n, "%s.o_proj", p), a, mg_wf(x, "%s.o_proj.weight", p), OT_TID_NONE, true);
@@ -190,7 +191,10 @@ static ot_tid mg_lm_head(mg_ctx *x, ot_tid rows) {
   return ot_graph_matmul(x->g, "lm_head", rows, head, true);
 }
 
-/* Global norm of every gradient, then one AdamW per weight with moments "<w>.m", "<w>.v". */
+/* Global norm of every gradient, then one AdamW per weight with moments "<w>.m", "<w>.v".
+** Weight decay only for weights of 2 or more dims (matmul weights, embeddings), not for biases
+** and norm gains: GPT-2 / nanoGPT / Hugging Face practice (decaying a gain towards 0 shrinks
+** the normalised activations instead of regularising). */
 static void mg_optimiser(mg_ctx *x, const model_graph_opts *o) {
   model_graph *mg = x->mg;
   ot_tid *grads = calloc(mg->n_weights ? mg->n_weights : 1, sizeof *grads);
@@ -209,7 +213,8 @@ static void mg_optimiser(mg_ctx *x, const model_graph_opts *o) {
     snprintf(n, sizeof n, "%s.v", s->name);
     ot_tid v = ot_graph_weight(x->g, n, OT_DT_FP32, s->ndim, shape);
     snprintf(n, sizeof n, "%s.adamw", s->name);
-    ot_graph_adamw(x->g, n, mg->weights[i], grads[i], m, v, mg->norm, mg->hyper, o->beta1, o->beta2);
+    ot_graph_adamw_decay(x->g, n, mg->weights[i], grads[i], m, v, mg->norm, mg->hyper, o->beta1, o->beta2,
+                         s->ndim >= 2);
   }
   free(grads);
 }
@@ -222,11 +227,6 @@ static ot_status mg_check_config(const ot_model_config *c, const model_graph_opt
     return ot_error_set(err, OT_EINVAL,
                         "model graph %s: sequence length %u is longer than the context (max_position_embeddings %u)",
                         c->name, o->seq, c->max_position_embeddings);
-  if (c->family == OT_MODEL_LLAMA && c->rope_scaling != OT_ROPE_SCALING_NONE)
-    return ot_error_set(err, OT_EUNSUPPORTED,
-                        "model graph %s: rope scaling 'llama3' is not expressible with the graph's rope op "
-                        "(plain theta^(-2j/D) frequencies); use a config without rope_scaling",
-                        c->name);
   return OT_OK;
 }
 
@@ -268,6 +268,14 @@ ot_status model_graph_build(const ot_model_config *c, const model_graph_opts *o,
   ot_status s = mg_build_graph(&x, o, err);
   if (s) model_graph_free(out);
   return s;
+}
+
+ot_rope_llama3 model_graph_rope_scaling(const ot_model_config *c) {
+  ot_rope_llama3 rs = {1.0f, 1.0f, 4.0f, 0};
+  if (c->family == OT_MODEL_LLAMA && c->rope_scaling == OT_ROPE_SCALING_LLAMA3)
+    rs = (ot_rope_llama3){c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor,
+                           (int64_t)c->rope_original_max_position_embeddings};
+  return rs;
 }
 
 void model_graph_free(model_graph *mg) {

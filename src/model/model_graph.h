@@ -39,10 +39,14 @@ typedef struct {
 
 void model_graph_opts_default(model_graph_opts *o, uint32_t batch, uint32_t seq, model_graph_kind kind);
 
-/* Build the graph of config c.  Errors: a sequence longer than the context, a configuration the
-** graph ops cannot express (Llama 3 rope scaling), a builder error naming the node. */
+/* Build the graph of config c.  Errors: a sequence longer than the context, an invalid
+** configuration, a builder error naming the node. */
 ot_status model_graph_build(const ot_model_config *c, const model_graph_opts *o, model_graph *out, ot_error *err);
 void model_graph_free(model_graph *mg);
+
+/* The rope op's frequency scaling for config c (Llama 3: rope_scaling "llama3"; none otherwise:
+** original_max_pos 0), shared by the training and generation graphs. */
+ot_rope_llama3 model_graph_rope_scaling(const ot_model_config *c);
 
 /* Bytes of every tensor of the graph (the compiler gives each its own HBM range; reshapes that
 ** alias their input are counted too, so this is an upper bound). */

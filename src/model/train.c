@@ -23,7 +23,9 @@ struct trainer {
   ot_tokenizer *tok;
   ot_dataset *ds;
   ot_chip *chip;
-  ot_device *dev;       /* the training step: weights and moments live here */
+  ot_device *dev;       /* the training step (all its cores): weights and moments live here */
+  uint32_t cores;       /* NeuronCores of the training step (data-parallel when above 1) */
+  char loss_name[24];   /* "loss", or core 0's all-reduced "loss@c0" */
   ot_device *eval_dev;  /* forward + loss, [batch, seq] (made on first use) */
   ot_device *gen_dev;   /* forward, [1, seq] (made on first use) */
   ot_model_tensor_spec *specs;
@@ -58,6 +60,7 @@ void train_opts_default(train_opts *o) {
   o->seed = 1;
   o->eval_batches = 8;
   o->eval_fraction = 0.05;
+  o->cores = 1;
 }
 
 double train_lr(const train_opts *o, uint32_t s) {
@@ -92,10 +95,12 @@ static ot_status dev_fail(ot_device *d, const char *what, ot_error *err) {
 }
 
 /* Refuse, before compiling, a graph whose tensors cannot all be in the chip's HBM at once. */
-static ot_status train_check_fits(const trainer *t, const model_graph *mg, uint32_t batch, ot_error *err) {
+static ot_status train_check_fits(const trainer *t, const model_graph *mg, uint32_t batch, uint32_t cores,
+                                  ot_error *err) {
   double hbm = 0, gib = 1024.0 * 1024.0 * 1024.0;
   ot_error e;
   uint64_t need = model_graph_tensor_bytes(mg), params = ot_model_config_param_count(&t->cfg);
+  if (cores > 1) need += (uint64_t)(cores - 1) * params * 4; /* each core's own fp32 gradients */
   if (ot_chip_get(t->chip, "hbm.bytes", &hbm, &e) || (double)need <= hbm) return OT_OK;
   return ot_error_set(err, OT_ERANGE,
                       "model %s with batch %u x sequence %u needs %.2f GiB of device HBM for its tensors "
@@ -105,15 +110,17 @@ static ot_status train_check_fits(const trainer *t, const model_graph *mg, uint3
                       ot_chip_name(t->chip), hbm / gib);
 }
 
-/* Build, compile and load a model graph of kind on a fresh device. */
+/* Build, compile and load a model graph of kind on a fresh device; the training step across
+** t->cores cores (data-parallel), evaluation and generation on one. */
 static ot_status train_device_make(trainer *t, model_graph_kind kind, uint32_t batch, ot_device **out, ot_error *err) {
+  uint32_t cores = kind == MODEL_GRAPH_TRAIN ? t->cores : 1;
   model_graph_opts go;
   model_graph mg;
   model_graph_opts_default(&go, batch, t->o.seq, kind);
   go.beta1 = t->o.beta1;
   go.beta2 = t->o.beta2;
   if (model_graph_build(&t->cfg, &go, &mg, err)) return err->code;
-  if (train_check_fits(t, &mg, batch, err)) {
+  if (train_check_fits(t, &mg, batch, cores, err)) {
     model_graph_free(&mg);
     return err->code;
   }
@@ -121,7 +128,8 @@ static ot_status train_device_make(trainer *t, model_graph_kind kind, uint32_t b
   ot_compile_options_default(&co);
   co.matmul_dtype = t->o.fp32 ? OT_DT_FP32 : OT_DT_BF16;
   ot_program *prog = NULL;
-  ot_status s = ot_compile(mg.g, t->chip, &co, &prog, err);
+  ot_status s = cores > 1 ? ot_compile_data_parallel(mg.g, t->chip, cores, &co, &prog, err)
+                          : ot_compile(mg.g, t->chip, &co, &prog, err);
   model_graph_free(&mg);
   if (s) return s;
   s = ot_device_open_chip(t->chip, out, err);
@@ -130,6 +138,44 @@ static ot_status train_device_make(trainer *t, model_graph_kind kind, uint32_t b
                      "model %s (batch %u, sequence %u) does not fit chip %s: %s", t->cfg.name, batch, t->o.seq,
                      ot_chip_name(t->chip), ot_device_last_error(*out));
   ot_program_free(prog);
+  return s;
+}
+
+/* The per-tag statistics are public only as the JSON of ot_device_print_stats_json: read them
+** back from it (a few thousand tags at most; once per data-parallel step). */
+static ot_status train_tag_from_json(const char *text, const char *tag, uint64_t *span_ps, uint64_t *busy_ps,
+                                     ot_error *err) {
+  cJSON *root = cJSON_Parse(text), *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes"), *n;
+  if (!cJSON_IsArray(nodes)) {
+    cJSON_Delete(root);
+    return ot_error_set(err, OT_EINVAL, "device statistics: no \"nodes\" array in the JSON");
+  }
+  *span_ps = 0;
+  if (busy_ps) *busy_ps = 0;
+  cJSON_ArrayForEach(n, nodes) {
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "node"), *b;
+    const cJSON *busy = cJSON_GetObjectItemCaseSensitive(n, "busy_ps");
+    if (!cJSON_IsString(name) || strcmp(name->valuestring, tag)) continue;
+    *span_ps = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n, "span_ps"));
+    if (!busy_ps) break;
+    *busy_ps = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n, "dma_ps"));
+    cJSON_ArrayForEach(b, busy) *busy_ps += (uint64_t)cJSON_GetNumberValue(b);
+    break;
+  }
+  cJSON_Delete(root);
+  return OT_OK;
+}
+
+ot_status train_device_tag_time(ot_device *d, const char *tag, uint64_t *span_ps, uint64_t *busy_ps, ot_error *err) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return ot_error_set(err, OT_ENOMEM, "device statistics: out of memory");
+  ot_status s = ot_device_print_stats_json(d, f);
+  if (fclose(f) && !s) s = ot_error_set(err, OT_ENOMEM, "device statistics: out of memory");
+  else if (s) s = dev_fail(d, "device statistics", err);
+  if (!s) s = train_tag_from_json(text, tag, span_ps, busy_ps, err);
+  free(text);
   return s;
 }
 
@@ -354,6 +400,22 @@ static ot_status train_alloc(trainer *t, ot_error *err) {
   return OT_OK;
 }
 
+/* o.cores against the chip; the global batch must divide among them. */
+static ot_status train_resolve_cores(trainer *t, ot_error *err) {
+  uint32_t have = (uint32_t)ot_chip_cores(t->chip), want = t->o.cores;
+  t->cores = want == TRAIN_CORES_ALL ? have : want ? want : 1;
+  if (t->cores > have)
+    return ot_error_set(err, OT_EINVAL, "train: --cores %u: chip %s has %u NeuronCores", t->cores,
+                        ot_chip_name(t->chip), have);
+  if (t->o.batch % t->cores)
+    return ot_error_set(err, OT_EINVAL,
+                        "train: global batch %u does not divide among %u NeuronCores (each core takes batch / cores "
+                        "rows): use a batch that is a multiple of %u",
+                        t->o.batch, t->cores, t->cores);
+  snprintf(t->loss_name, sizeof t->loss_name, t->cores > 1 ? "loss@c0" : "loss");
+  return OT_OK;
+}
+
 static ot_status train_open_parts(trainer *t, ot_error *err) {
   ot_dataset_state ds = {0, 0};
   if (t->o.resume_dir) {
@@ -369,7 +431,7 @@ static ot_status train_open_parts(trainer *t, ot_error *err) {
   if (t->o.steps < t->step)
     return ot_error_set(err, OT_EINVAL, "train: the checkpoint is at step %u, past --steps %u", t->step, t->o.steps);
   /* the program first: a model the chip cannot hold is refused before any data is read */
-  if (ot_chip_open(t->o.chip, &t->chip, err)) return err->code;
+  if (ot_chip_open(t->o.chip, &t->chip, err) || train_resolve_cores(t, err)) return err->code;
   if (train_device_make(t, MODEL_GRAPH_TRAIN, t->o.batch, &t->dev, err)) return err->code;
   if (train_open_tokenizer(t, err) || train_open_data(t, err)) return err->code;
   if (t->o.resume_dir && ot_dataset_set_state(t->ds, ds, err)) return err->code;
@@ -421,6 +483,7 @@ void train_free(trainer *t) {
 const ot_model_config *train_config(const trainer *t) { return &t->cfg; }
 const ot_tokenizer *train_tokenizer(const trainer *t) { return t->tok; }
 uint32_t train_step_count(const trainer *t) { return t->step; }
+uint32_t train_cores(const trainer *t) { return t->cores; }
 void train_get_totals(const trainer *t, train_totals *out) { *out = t->tot; }
 
 /* ---- steps ---------------------------------------------------------------------------------- */
@@ -435,17 +498,29 @@ static void train_split_window(trainer *t, const uint32_t *w) {
     }
 }
 
+/* The batch into d: "ids" and "targets", or on the data-parallel training device core c's rows
+** [c * batch / cores, (c + 1) * batch / cores) into "ids@c<c>" and "targets@c<c>". */
 static ot_status train_write_batch(trainer *t, ot_device *d, const uint32_t *w, ot_error *err) {
-  size_t bytes = (size_t)t->o.batch * t->o.seq * sizeof(int32_t);
+  uint32_t cores = d == t->dev ? t->cores : 1;
+  size_t rows = (size_t)t->o.batch / cores * t->o.seq, bytes = rows * sizeof(int32_t);
+  char ids[32], targets[32];
   train_split_window(t, w);
-  if (ot_device_write(d, "ids", OT_DT_INT32, t->ids, bytes) || ot_device_write(d, "targets", OT_DT_INT32, t->targets, bytes))
-    return dev_fail(d, "writing the batch", err);
+  for (uint32_t c = 0; c < cores; c++) {
+    snprintf(ids, sizeof ids, "ids@c%u", c);
+    snprintf(targets, sizeof targets, "targets@c%u", c);
+    if (cores == 1) ids[3] = targets[7] = 0; /* a single-core program's plain names */
+    if (ot_device_write(d, ids, OT_DT_INT32, t->ids + c * rows, bytes) ||
+        ot_device_write(d, targets, OT_DT_INT32, t->targets + c * rows, bytes))
+      return dev_fail(d, "writing the batch", err);
+  }
   return OT_OK;
 }
 
 static void train_account(trainer *t, train_step_info *info, const ot_run_summary *sm) {
   double sec = (double)sm->time_ps * 1e-12;
   info->sim_ps = sm->time_ps;
+  info->cores = t->cores;
+  info->mfu_chip = sm->mfu * (double)t->cores / (double)ot_chip_cores(t->chip);
   info->tokens_per_s = sec > 0 ? (double)t->o.batch * t->o.seq / sec : 0;
   info->mfu = sm->mfu;
   info->mfu_6n = sm->model_flops ? sm->mfu * (3.0 * (double)t->fwd_flops) / (double)sm->model_flops : 0;
@@ -456,6 +531,8 @@ static void train_account(trainer *t, train_step_info *info, const ot_run_summar
   t->tot.wall_s += info->wall_s;
   t->tot.mfu_sum += info->mfu;
   t->tot.mfu_6n_sum += info->mfu_6n;
+  t->tot.mfu_chip_sum += info->mfu_chip;
+  t->tot.allreduce_ps += info->allreduce_ps;
   t->tot.last_loss = info->loss;
 }
 
@@ -470,9 +547,10 @@ ot_status train_step_on(trainer *t, const uint32_t *window, train_step_info *inf
   if (train_write_batch(t, t->dev, window, err)) return err->code;
   if (ot_device_write(t->dev, "hyper", OT_DT_FP32, hyper, sizeof hyper)) return dev_fail(t->dev, "writing hyper", err);
   ot_run_options_default(&ro);
-  if (ot_device_run(t->dev, &ro) || ot_device_read(t->dev, "loss", OT_DT_FP32, &info->loss, 4) ||
+  if (ot_device_run(t->dev, &ro) || ot_device_read(t->dev, t->loss_name, OT_DT_FP32, &info->loss, 4) ||
       ot_device_read(t->dev, "grad_norm", OT_DT_FP32, &info->grad_norm, 4) || ot_device_summary(t->dev, &sm))
     return dev_fail(t->dev, "training step", err);
+  if (t->cores > 1 && train_device_tag_time(t->dev, "allreduce", &info->allreduce_ps, NULL, err)) return err->code;
   t->step++;
   info->step = t->step;
   info->lr = hyper[0];
@@ -590,9 +668,13 @@ static void train_print_eta(FILE *out, double sec) {
 static void train_print_step(const trainer *t, FILE *out, const train_step_info *i) {
   double avg = t->tot.steps ? t->tot.wall_s / t->tot.steps : 0;
   int width = t->o.steps >= 10000 ? 5 : t->o.steps >= 1000 ? 4 : t->o.steps >= 100 ? 3 : t->o.steps >= 10 ? 2 : 1;
-  fprintf(out, "step %*u/%u | loss %.4f | lr %.2e | norm %6.3f | sim %8.3f ms | %9.0f tok/s | MFU %5.2f%% (6N %5.2f%%) | ETA ",
+  fprintf(out, "step %*u/%u | loss %.4f | lr %.2e | norm %6.3f | sim %8.3f ms | %9.0f tok/s | MFU %5.2f%% (6N %5.2f%%) | ",
           width, i->step, t->o.steps, (double)i->loss, i->lr,
           (double)i->grad_norm, (double)i->sim_ps * 1e-9, i->tokens_per_s, i->mfu * 100, i->mfu_6n * 100);
+  if (i->cores > 1) /* the MFU above is against the cores used; the all-reduce is part of sim */
+    fprintf(out, "%u cores, chip MFU %5.2f%%, all-reduce %4.1f%% | ", i->cores, i->mfu_chip * 100,
+            i->sim_ps ? 100.0 * (double)i->allreduce_ps / (double)i->sim_ps : 0.0);
+  fputs("ETA ", out);
   train_print_eta(out, avg * (t->o.steps - i->step));
   fputc('\n', out);
   fflush(out);
@@ -619,17 +701,27 @@ static void train_print_summary(const trainer *t, FILE *out) {
   fprintf(out, "\n%u steps, %llu tokens: loss %.4f -> %.4f", s->steps, (unsigned long long)s->tokens,
           (double)s->first_loss, (double)s->last_loss);
   if (s->last_eval >= 0) fprintf(out, ", held-out %.4f", s->last_eval);
-  fprintf(out, "\nsimulated %s time %.3f s: %.0f tokens/s, MFU %.2f%% (TensorE matmul FLOPs), %.2f%% (6N FLOPs)\n",
+  fprintf(out, "\nsimulated %s time %.3f s: %.0f tokens/s, MFU %.2f%% (TensorE matmul FLOPs), %.2f%% (6N FLOPs)",
           ot_chip_name(t->chip), sim, sim > 0 ? (double)s->tokens / sim : 0, s->mfu_sum / s->steps * 100,
           s->mfu_6n_sum / s->steps * 100);
+  uint32_t all = (uint32_t)ot_chip_cores(t->chip);
+  if (t->cores == all) fprintf(out, " of the whole chip (%u NeuronCores)\n", all);
+  else fprintf(out, " of %u NeuronCore%s; %.2f%% of the whole chip (%u)\n", t->cores, t->cores > 1 ? "s" : "",
+               s->mfu_chip_sum / s->steps * 100, all);
+  if (t->cores > 1)
+    fprintf(out, "data-parallel over %u cores, %u row%s each: the gradient all-reduce took %.1f%% of the simulated time\n",
+            t->cores, t->o.batch / t->cores, t->o.batch / t->cores > 1 ? "s" : "",
+            sim > 0 ? (double)s->allreduce_ps * 1e-12 / sim * 100 : 0);
   fprintf(out, "host wall time %.1f s (%.3f s per step)\n", s->wall_s, s->wall_s / s->steps);
 }
 
 ot_status train_run(trainer *t, FILE *out, ot_error *err) {
   ot_error_clear(err); /* err->code is returned below: start from a clean report */
   if (out)
-    fprintf(out, "training %s (%llu parameters) on a simulated %s: batch %u x sequence %u, steps %u to %u, %s\n",
-            t->cfg.name, (unsigned long long)ot_model_config_param_count(&t->cfg), ot_chip_name(t->chip), t->o.batch,
+    fprintf(out, "training %s (%llu parameters) on a simulated %s (%u of %d NeuronCores%s): batch %u x sequence %u, "
+            "steps %u to %u, %s\n",
+            t->cfg.name, (unsigned long long)ot_model_config_param_count(&t->cfg), ot_chip_name(t->chip), t->cores,
+            ot_chip_cores(t->chip), t->cores > 1 ? ", data-parallel; evaluation and generation on one" : "", t->o.batch,
             t->o.seq, t->step + 1, t->o.steps, t->o.fp32 ? "fp32 matmuls" : "bf16 matmul operands, fp32 master weights");
   while (t->step < t->o.steps) {
     train_step_info info;

@@ -43,7 +43,13 @@ typedef struct {
   const ot_model_config *config; /* if set, used instead of model (copied at train_open) */
   uint32_t print_every;       /* train_run: a progress line every this many steps (0, 1: each) */
   bool no_summary;            /* train_run: no closing summary (the caller prints its own) */
+  uint32_t cores;             /* NeuronCores of the chip the training step runs on, data-parallel
+                              ** (docs/data-parallel.md): 1 (default; 0 is taken as 1) or
+                              ** TRAIN_CORES_ALL for every core of the chip.  batch is the global
+                              ** batch: each core gets batch / cores rows (it must divide). */
 } train_opts;
+
+#define TRAIN_CORES_ALL UINT32_MAX
 
 typedef struct {
   uint32_t step;              /* steps done, this one included */
@@ -54,6 +60,9 @@ typedef struct {
   double mfu;                 /* device MFU: TensorE matmul FLOPs executed / peak (docs/runtime.md) */
   double mfu_6n;              /* analytic FLOPs (3 x model_graph_forward_flops) / peak */
   double wall_s;              /* host time of the step */
+  uint32_t cores;             /* NeuronCores the step ran on (mfu and mfu_6n are against their peak) */
+  double mfu_chip;            /* mfu against the peak of every core of the chip */
+  uint64_t allreduce_ps;      /* span of the gradient all-reduce (tag "allreduce"; 0 on one core) */
 } train_step_info;
 
 typedef struct trainer trainer;
@@ -93,11 +102,19 @@ ot_status train_generate(trainer *t, const uint32_t *prompt, size_t n, size_t ma
 /* Run to o->steps: a progress line per step, evaluation and checkpoints as configured, a summary. */
 ot_status train_run(trainer *t, FILE *out, ot_error *err);
 
+/* NeuronCores the training step runs on (o->cores resolved against the chip). */
+uint32_t train_cores(const trainer *t);
+
+/* Span (first start to last end, all cores) and busy time summed over the engines and DMA of the
+** instructions tagged tag in d's last run; both 0 if no instruction had that tag. */
+ot_status train_device_tag_time(ot_device *d, const char *tag, uint64_t *span_ps, uint64_t *busy_ps, ot_error *err);
+
 /* Totals of the steps run by this trainer (for summaries). */
 typedef struct {
   uint32_t steps;
   uint64_t sim_ps, tokens;
-  double wall_s, mfu_sum, mfu_6n_sum;
+  double wall_s, mfu_sum, mfu_6n_sum, mfu_chip_sum;
+  uint64_t allreduce_ps;
   float first_loss, last_loss;
   double last_eval;           /* -1 if none */
 } train_totals;

@@ -25,9 +25,21 @@ ot_cli_test(disasm_garbage 1 "header|bytes" disasm ${OT_DATA}/garbage.bin)
 ot_cli_test(isa 0 "# OpenTRN instruction set" isa)
 ot_cli_test(demo 0 "held-out loss" demo --steps 2 --sample 4)
 # fit: GPT-2 124M has 124,439,808 fp32 weights = 0.464 GiB, and as much again in gradients
-ot_cli_test(fit_gpt2 0 "gradients \\(fp32\\) +0.464 GiB" fit --model gpt2)
+ot_cli_test(fit_gpt2 0 "gradients \\(fp32\\) +0.464 GiB" fit --model gpt2 --batch 2)
 ot_cli_test(fit_too_big 1 "DOES NOT FIT" fit --model gpt2-medium --batch 64 --chip trn1)
 ot_cli_test(fit_bad_task 2 "--task is train or infer" fit --model gpt2 --task fly)
+# one core's program has 1/8 of trn2's HBM; the data-parallel one all of it, a gradient copy per core
+ot_cli_test(fit_one_core 1 "its share of HBM: 12.00 GiB" fit --model gpt2 --batch 8)
+ot_cli_test(fit_cores_all 0 "gradients \\(fp32\\) +3.709 GiB  \\(a copy per core\\)" fit --model gpt2 --batch 8 --cores all)
+ot_cli_test(fit_cores_too_many 1 "--cores 9, but trn2 has 8 NeuronCores" fit --model gpt2 --cores 9)
+# --check-numerics: the training step's graph on the device against the fp32 host reference
+ot_cli_test(train_check_numerics 0 "nodes: [0-9]+ = [0-9]+ compared \\+ [0-9]+ fused away \\+ 0 integer-only; 0 out of tolerance" train --model gpt2-tiny
+            --data ${CMAKE_SOURCE_DIR}/README.md --batch 2 --seq 16 --check-numerics)
+ot_cli_test(train_check_then_train 0 "step 2/2" train --model gpt2-tiny --data ${CMAKE_SOURCE_DIR}/README.md
+            --batch 2 --seq 16 --steps 2 --check-numerics)
+ot_cli_test(fit_check_numerics 0 "numerics: ok" fit --model llama-tiny --batch 2 --seq 16 --check-numerics --fp32)
+ot_cli_test(train_check_numerics_resume 1 "not a resumed checkpoint" train --model gpt2-tiny
+            --data ${CMAKE_SOURCE_DIR}/README.md --resume ${CMAKE_BINARY_DIR}/no-such-dir --check-numerics)
 # compile a built-in model's training step; an unknown model or file is rejected
 ot_cli_test(compile_model 0 "nodes lowered" compile gpt2-tiny --seq 32 -o ${CMAKE_BINARY_DIR}/tiny_step.prog)
 ot_cli_test(compile_missing 1 "cannot open" compile ${CMAKE_BINARY_DIR}/no-such-graph.json)

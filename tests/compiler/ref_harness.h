@@ -28,14 +28,16 @@
 
 #include "compiler/graph.h"
 #include "compiler/graph_int.h"
+#include "compiler/graph_tol.h"
 
 #define RH_MAX_T 512
 
-/* Tolerances (docs/autodiff.md). */
-#define RH_FP32_ATOL 2e-6
-#define RH_FP32_RTOL 2e-5
-#define RH_BF16_ATOL 2e-2
-#define RH_BF16_RTOL 2e-2
+/* Tolerances (docs/autodiff.md): the one definition in compiler/graph_tol.h, which
+** --check-numerics uses too. */
+#define RH_FP32_ATOL OT_TOL_FP32_ATOL
+#define RH_FP32_RTOL OT_TOL_FP32_RTOL
+#define RH_BF16_ATOL OT_TOL_BF16_ATOL
+#define RH_BF16_RTOL OT_TOL_BF16_RTOL
 
 typedef struct rh_case rh_case;
 typedef void (*rh_build_fn)(rh_case *c);

@@ -38,6 +38,8 @@ static void test_supported(void **state) {
   ot_tid q = ot_graph_input(g, "q", OT_DT_BF16, 4, SHAPE(1, 12, 128, 128));
   ot_graph_attention(g, "attn", q, q, q, true, 0.0f);
   ot_graph_softmax(g, "sm", ot_graph_input(g, "wide", OT_DT_FP32, 2, SHAPE(2, 65536)));
+  ot_graph_cross_entropy(g, "ce", ot_graph_input(g, "logits", OT_DT_FP32, 2, SHAPE(2, 128256)), /* Llama-3 vocab */
+                         ot_graph_input(g, "tgt", OT_DT_INT32, 1, SHAPE(2)));
   ot_graph_output(g, y, "y");
   assert_int_equal(ot_graph_status(g), OT_OK);
   ot_error err;
@@ -89,6 +91,28 @@ static void test_every_problem_listed(void **state) {
   ot_chip_free(chip);
 }
 
+/* Cross-entropy walks any vocabulary in chunks (the forward and its backward); only class
+** indices beyond fp32's exact integers are refused. */
+static void test_cross_entropy_classes(void **state) {
+  (void)state;
+  ot_chip *chip = trn2();
+  ot_graph *g = ot_graph_new();
+  ot_tid lg = ot_graph_weight(g, "lg", OT_DT_FP32, 2, SHAPE(1, ((int64_t)1 << 24) + 1));
+  ot_graph_cross_entropy(g, "ce", lg, ot_graph_input(g, "tg", OT_DT_INT32, 1, SHAPE(1)));
+  ot_graph_cross_entropy(g, "ce2", ot_graph_weight(g, "lg2", OT_DT_FP32, 2, SHAPE(1, (int64_t)1 << 24)),
+                         ot_graph_input(g, "tg2", OT_DT_INT32, 1, SHAPE(1))); /* 2^24 classes: fine */
+  assert_int_equal(ot_graph_status(g), OT_OK);
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_graph_check(g, chip, &err), OT_EUNSUPPORTED);
+  const char *parts[] = {"node 'ce' (cross_entropy): logits [1, 16777217] fp32: 16777217 classes; supported: at "
+                         "most 2^24 = 16777216 (class indices compared as fp32)"};
+  expect_parts(err.msg, parts, 1);
+  assert_int_equal(err.count, 1);
+  ot_graph_free(g);
+  ot_chip_free(chip);
+}
+
 static void test_check_file_lines_and_errors(void **state) {
   (void)state;
   ot_chip *chip = trn2();
@@ -124,6 +148,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_supported),
     cmocka_unit_test(test_every_problem_listed),
+    cmocka_unit_test(test_cross_entropy_classes),
     cmocka_unit_test(test_check_file_lines_and_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

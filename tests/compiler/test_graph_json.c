@@ -51,7 +51,7 @@ static ot_graph *build_all(void) {
   ot_tid v = ot_graph_transpose(g, "v.t", ot_graph_reshape(g, "v.r", parts[2], 4, SHAPE(2, 8, 2, 32)), 4, SHAPE(0, 2, 1, 3));
   v = ot_graph_slice(g, "v.s", v, 3, 0, 16);
   q = ot_graph_rope(g, "q.rope", q, 10000.0f, 3);
-  k = ot_graph_rope(g, "k.rope", k, 500000.0f, 0);
+  k = ot_graph_rope_scaled(g, "k.rope", k, 500000.0f, 0, &(ot_rope_llama3){32.0f, 1.0f, 4.0f, 8192});
   ot_tid a = ot_graph_attention(g, "attn", q, k, v, true, 0.125f);
   ot_tid s = ot_graph_softmax(g, NULL, ot_graph_scale(g, NULL, a, 0.5f));
   ot_tid m = ot_graph_matmul(g, "mm", s, ot_graph_transpose(g, NULL, s, 4, SHAPE(0, 1, 3, 2)), false);
@@ -234,6 +234,11 @@ static void test_malformed(void **state) {
     {HEAD X_IN "\"nodes\": [\n  {\"name\": \"fc\", \"op\": \"linear\", \"inputs\": [\"x\", \"x\"],\n"
           "   \"attrs\": {\"w_out_in\": 1}}\n]}",
      "bad.json:7: node 'fc' (linear): field 'attrs.w_out_in': expected a boolean (true or false), got a number"},
+    {HEAD "\"tensors\": [\n  {\"name\": \"x\", \"role\": \"input\", \"dtype\": \"fp32\", \"shape\": [1, 2, 3, 8]}\n],\n"
+          "\"nodes\": [\n  {\"name\": \"r\", \"op\": \"rope\", \"inputs\": [\"x\"],\n"
+          "   \"attrs\": {\"original_max_pos\": 8192, \"factor\": 32, \"low_freq_factor\": 4, \"high_freq_factor\": 1}}\n]}",
+     "node 'r' (rope): llama3 scaling: original_max_pos 8192, factor 32, low_freq_factor 4, high_freq_factor 1; "
+     "expected original_max_pos 0 (none) or > 0 with factor >= 1 and 0 < low_freq_factor < high_freq_factor"},
     {HEAD X_IN "\"nodes\": [\n  {\"name\": \"t\", \"op\": \"transpose\", \"inputs\": [\"x\"]}\n]}",
      "bad.json:6: node 't' (transpose): field 'attrs.perm' is missing"},
     {HEAD X_IN "\"nodes\": [\n  {\"name\": \"s\", \"op\": \"softmax\", \"inputs\": [\"x\"],\n \"attrs\": {\"axis\": 0}}\n]}",

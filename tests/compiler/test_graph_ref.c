@@ -1,7 +1,8 @@
 /* The reference evaluator (ot_graph_eval_ref) forward against PyTorch: op variants that the
 ** autodiff test does not cover (bf16 storage, sizes of 1, larger odd sizes such as 129 rows
 ** of attention, rope's inverse and large offsets, reductions with keepdim on leading axes, 4-D
-** permutations), its determinism, and its errors (ids out of range, missing leaf values). */
+** permutations), its determinism, its errors (ids out of range, missing leaf values), and
+** AdamW with and without weight decay (the decay attribute) by hand. */
 #include "ref_harness.h"
 
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
@@ -198,8 +199,48 @@ static void test_deterministic(void **state) {
   ot_graph_free(g);
 }
 
+/* AdamW's decay attribute, by hand: lr 0.1, weight decay 0.5, eps 0, bias corrections 1, no
+** clipping, m = v = 0, g = 2, p = 1, betas 0.9 / 0.999: m = 0.2, v = 0.004, step
+** 0.1 * 0.2 / sqrt(0.004) = 0.31622777; p = 1 * (1 - 0.05) - step with decay, 1 - step without. */
+static void test_adamw_decay(void **state) {
+  (void)state;
+  ot_graph *g = ot_graph_new();
+  ot_tid hy = ot_graph_input(g, "hyper", FP, ND(6)), nm = ot_graph_input(g, "norm", FP, ND(1)), t[2][4];
+  ot_tid out[2];
+  const char *names[4] = {"p", "g", "m", "v"};
+  for (int k = 0; k < 2; k++) {
+    char n[16];
+    for (int j = 0; j < 4; j++) {
+      snprintf(n, sizeof n, "%s%d", names[j], k);
+      t[k][j] = ot_graph_input(g, n, FP, ND(1));
+    }
+    snprintf(n, sizeof n, "adamw%d", k);
+    out[k] = ot_graph_adamw_decay(g, n, t[k][0], t[k][1], t[k][2], t[k][3], nm, hy, 0.9f, 0.999f, k == 0);
+  }
+  assert_int_equal(ot_graph_status(g), OT_OK);
+  float hv[6] = {0.1f, 0.5f, 0.0f, 1.0f, 1.0f, 0.0f}, nv = 2.0f, pv = 1.0f, gv = 2.0f, zero = 0.0f;
+  float **v = calloc(g->n_t, sizeof *v);
+  v[hy] = hv;
+  v[nm] = &nv;
+  for (int k = 0; k < 2; k++) {
+    v[t[k][0]] = &pv;
+    v[t[k][1]] = &gv;
+    v[t[k][2]] = v[t[k][3]] = &zero;
+  }
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_graph_eval_ref(g, v, &err), OT_OK);
+  assert_float_equal(v[out[0]][0], 0.95 - 0.31622777, 1e-5); /* fp32 betas: 1 - 0.999f = 9.99987e-4 */
+  assert_float_equal(v[out[1]][0], 1.0 - 0.31622777, 1e-5);
+  for (uint32_t i = 0; i < g->n_node; i++)
+    for (uint32_t j = 0; j < g->node[i].n_out; j++) free(v[g->node[i].out[j]]);
+  free(v);
+  ot_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest extra[] = {
+      cmocka_unit_test(test_adamw_decay),
       cmocka_unit_test(test_embedding_out_of_range),
       cmocka_unit_test(test_target_out_of_range),
       cmocka_unit_test(test_missing_value),

@@ -380,6 +380,13 @@ static void test_reduce(void **state) {
   reduce_case_dt(OT_GOP_REDUCE_SUM, OT_DT_BF16, 2, h, 0, false);
   reduce_case_dt(OT_GOP_REDUCE_MAX, OT_DT_BF16, 2, h, 0, true);
   reduce_case_dt(OT_GOP_REDUCE_MEAN, OT_DT_BF16, 2, h, 1, false);
+  /* a few long rows spread over the partitions (a 1-D loss), chunked per partition; 10007 is
+  ** prime (no spread) */
+  int64_t l1[1] = {655360}, l2[2] = {3, 40000}, l3[1] = {10007};
+  reduce_case_dt(OT_GOP_REDUCE_SUM, OT_DT_BF16, 1, l1, 0, false);
+  reduce_case(OT_GOP_REDUCE_MAX, 2, l2, -1, true);
+  reduce_case(OT_GOP_REDUCE_MEAN, 2, l2, 1, false);
+  reduce_case(OT_GOP_REDUCE_SUM, 1, l3, 0, false);
 }
 
 static void broadcast_case(const char *label, unsigned nx, const int64_t *xs, unsigned ny, const int64_t *ys) {

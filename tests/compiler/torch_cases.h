@@ -78,6 +78,19 @@ static void b_embedding(rh_case *c) { /* 14 ids over 11 rows: duplicates accumul
 static void b_rope(rh_case *c) {
   ot_graph_rope(c->g, "rope", rh_weight(c, "x", FP, ND(1, 2, 7, 16)), 10000.0f, 0);
 }
+/* Llama-3 scaling: wavelengths 6.3 .. 2e4 against 256 / 1 and 256 / 4, so pairs j <= 2 keep their
+** frequency, j = 3 is blended and j >= 4 are divided by 8 (positions from 40: angles up to 3 rad
+** change, and torch's fp32 angles stay within the fp32 tolerance of the device's double ones). */
+static void b_rope_llama3(rh_case *c) {
+  ot_rope_llama3 rs = {8.0f, 1.0f, 4.0f, 256};
+  ot_graph_rope_scaled(c->g, "rope", rh_weight(c, "x", FP, ND(1, 2, 7, 16)), 10000.0f, 40, &rs);
+}
+/* Llama-3.2-1B's rope (theta 500000, factor 32, 1, 4, 8192; D = 128): pairs j <= 28 keep their
+** frequency, 29..35 are blended, 36..63 divided by 32. */
+static void b_rope_llama3_1b(rh_case *c) {
+  ot_rope_llama3 rs = {32.0f, 1.0f, 4.0f, 8192};
+  ot_graph_rope_scaled(c->g, "rope", rh_weight(c, "x", FP, ND(1, 2, 5, 128)), 500000.0f, 8, &rs);
+}
 static void b_rope_offset(rh_case *c) {
   ot_graph_rope(c->g, "rope", rh_weight(c, "x", FP, ND(2, 1, 9, 6)), 500.0f, 37);
 }
@@ -121,6 +134,16 @@ static void b_cross_entropy(rh_case *c) {
 static void b_cross_entropy_1(rh_case *c) {
   c->loss = ot_graph_cross_entropy(c->g, "ce", rh_weight(c, "logits", FP, ND(1, 1)), rh_ids(c, "t", ND(1), 1));
 }
+/* Vocabularies beyond the engines' free size (65536 on trn2) and one column past a chunk (2048):
+** the vocabulary is walked in chunks; targets placed in the last chunk and at chunk edges. */
+static void ce_wide(rh_case *c, int64_t N, int64_t V, const int64_t *tgt, unsigned n_tgt) {
+  ot_tid t = rh_ids(c, "t", ND(N), V);
+  for (unsigned i = 0; i < n_tgt; i++) c->leaf[t][i] = (float)tgt[i];
+  c->loss = ot_graph_cross_entropy(c->g, "ce", rh_weight_r(c, "logits", FP, ND(N, V), -3, 3), t);
+}
+static void b_cross_entropy_70000(rh_case *c) { ce_wide(c, 3, 70000, SH(69999, 65536), 2); }
+static void b_cross_entropy_llama_vocab(rh_case *c) { ce_wide(c, 2, 128256, SH(128255, 0), 2); }
+static void b_cross_entropy_chunk1(rh_case *c) { ce_wide(c, 130, 2049, SH(2048, 2047, 0, 2048), 4); }
 static void b_cast_bf16(rh_case *c) { ot_graph_cast(c->g, "cast", rh_weight(c, "x", FP, ND(7, 129)), BF); }
 static void b_cast_fp32(rh_case *c) { ot_graph_cast(c->g, "cast", rh_weight(c, "x", BF, ND(7, 13)), FP); }
 static void b_broadcast(rh_case *c) {
@@ -234,9 +257,10 @@ static rh_case cases[] = {
     CASE(b_linear_out_in), CASE(b_add), CASE(b_add_bcast), CASE(b_add_scalar), CASE(b_sub_bcast), CASE(b_mul), CASE(b_mul_bcast),
     CASE(b_mul_self), CASE(b_scale), CASE(b_softmax), CASE(b_softmax_1), CASE(b_layernorm), CASE(b_rmsnorm),
     CASE(b_gelu_tanh), CASE(b_gelu_erf), CASE(b_silu), CASE(b_swiglu), CASE(b_embedding), CASE(b_rope),
-    CASE(b_rope_offset), CASE(b_attention_gqa), CASE(b_attention_full), CASE(b_attention_s1), CASE(b_transpose),
+    CASE(b_rope_offset), CASE(b_rope_llama3), CASE(b_rope_llama3_1b), CASE(b_attention_gqa), CASE(b_attention_full), CASE(b_attention_s1), CASE(b_transpose),
     CASE(b_reshape), CASE(b_concat), CASE(b_split), CASE(b_slice), CASE(b_slice_edge), CASE(b_reduce_sum),
     CASE(b_reduce_mean), CASE(b_reduce_max), CASE(b_reduce_max0), CASE(b_cross_entropy), CASE(b_cross_entropy_1),
+    CASE(b_cross_entropy_70000), CASE(b_cross_entropy_llama_vocab), CASE(b_cross_entropy_chunk1),
     CASE(b_cast_bf16), CASE(b_cast_fp32), CASE(b_broadcast), CASE(b_gpt2_block), CASE(b_gpt2_block_bf16), CASE(b_loss_rank0), CASE(b_llama_block),
     CASE(b_mlp_bf16),
 };

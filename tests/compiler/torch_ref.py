@@ -54,10 +54,25 @@ def store(x, dtype):
     return x
 
 
-def rope(x, theta, offset, inverse):
-    """Hugging Face LlamaRotaryEmbedding + apply_rotary_pos_emb; angles in fp32 as HF."""
+def llama3_inv_freq(inv_freq, factor, low_freq_factor, high_freq_factor, old_context_len):
+    """Hugging Face modeling_rope_utils._compute_llama3_parameters (fp32 tensors, as HF)."""
+    low_freq_wavelen = old_context_len / low_freq_factor
+    high_freq_wavelen = old_context_len / high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth_factor = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
+    is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
+
+
+def rope(x, theta, offset, inverse, scaling=None):
+    """Hugging Face LlamaRotaryEmbedding + apply_rotary_pos_emb; angles in fp32 as HF.
+    scaling: (factor, low_freq_factor, high_freq_factor, original_max_position_embeddings) or None."""
     d, s = x.shape[-1], x.shape[-2]
     inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    if scaling is not None:
+        inv_freq = llama3_inv_freq(inv_freq, *scaling)
     t = torch.arange(offset, offset + s, dtype=torch.int64).float()
     freqs = torch.outer(t, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1).to(DT)
@@ -121,7 +136,10 @@ def run_op(op, x, n, out_shapes):
     if op == "embedding":
         return [F.embedding(x[0].long(), x[1])]
     if op == "rope":
-        return [rope(x[0], f[0], i[0], i[1])]
+        # attribute slots (graph_ops.def): f theta, factor, low_freq_factor, high_freq_factor;
+        # i offset, inverse, original_max_pos (0: no llama3 scaling)
+        scaling = (f[1], f[2], f[3], i[2]) if i[2] > 0 else None
+        return [rope(x[0], f[0], i[0], i[1], scaling)]
     if op == "attention":
         return [attention(x[0], x[1], x[2], i[0], f[0])]
     if op == "transpose":

@@ -7,7 +7,8 @@ usage: model_torch.py grads DIR   reads DIR/config.json, DIR/weights.safetensors
        model_torch.py train DIR   the same inputs plus job.json "steps", "hyper" (one [6] list per
                                   step, the C trainer's ADAMW input), "beta1", "beta2", and the
                                   windows in DIR/windows.bin ([steps, batch, seq + 1] int32); runs
-                                  torch.optim.AdamW after clip_grad_norm_; writes DIR/ref.safetensors:
+                                  torch.optim.AdamW (weight decay for tensors of 2+ dims only)
+                                  after clip_grad_norm_; writes DIR/ref.safetensors:
                                   "losses" [steps] and every final weight
        model_torch.py generate DIR greedy continuation of job.json "prompt" (ids) by "n" ids over a
                                   sliding window of "seq"; writes DIR/ref.safetensors: "ids"
@@ -97,10 +98,27 @@ def rms(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, theta):
-    """Hugging Face rotate_half convention, positions 0..S-1."""
+def llama3_inv_freq(inv, rs):
+    """Hugging Face modeling_rope_utils._compute_llama3_parameters, written out from its source."""
+    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_context_len = rs["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_context_len / low, old_context_len / high
+    wavelen = 2 * math.pi / inv
+    inv_llama = torch.where(wavelen > low_freq_wavelen, inv / factor, inv)
+    smooth = (old_context_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * inv_llama / factor + smooth * inv_llama
+    medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(medium, smoothed, inv_llama)
+
+
+def rope(x, theta, rs=None):
+    """Hugging Face rotate_half convention, positions 0..S-1; rs: config rope_scaling (llama3) or None."""
     S, D = x.shape[2], x.shape[3]
     inv = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=DT) / D))
+    if rs is not None:
+        if rs.get("rope_type", rs.get("type")) != "llama3":
+            raise SystemExit("model_torch.py: rope_scaling %r is not llama3" % (rs,))
+        inv = llama3_inv_freq(inv, rs)
     f = torch.outer(torch.arange(S, dtype=DT), inv)
     emb = torch.cat([f, f], dim=-1)
     x1, x2 = x[..., :D // 2], x[..., D // 2:]
@@ -111,13 +129,13 @@ def llama(W, cfg, ids):
     B, S = ids.shape
     D, H, Hkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or D // H
-    eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+    eps, theta, rs = cfg["rms_norm_eps"], cfg["rope_theta"], cfg.get("rope_scaling")
     x = W["model.embed_tokens.weight"][ids]
     for l in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % l
         h = rms(x, W[p + "input_layernorm.weight"], eps)
-        q = rope(heads(h @ W[p + "self_attn.q_proj.weight"].t(), B, S, H, hd), theta)
-        k = rope(heads(h @ W[p + "self_attn.k_proj.weight"].t(), B, S, Hkv, hd), theta)
+        q = rope(heads(h @ W[p + "self_attn.q_proj.weight"].t(), B, S, H, hd), theta, rs)
+        k = rope(heads(h @ W[p + "self_attn.k_proj.weight"].t(), B, S, Hkv, hd), theta, rs)
         v = heads(h @ W[p + "self_attn.v_proj.weight"].t(), B, S, Hkv, hd)
         x = x + merge(attention(q, k, v), B, S) @ W[p + "self_attn.o_proj.weight"].t()
         h = rms(x, W[p + "post_attention_layernorm.weight"], eps)
@@ -164,8 +182,11 @@ def train(d):
     win = ints(d + "/windows.bin", (n, B, S + 1))
     names = list(W.keys())
     h0 = job["hyper"][0]
-    opt = torch.optim.AdamW([W[k] for k in names], lr=h0[0], betas=(job["beta1"], job["beta2"]), eps=h0[2],
-                            weight_decay=h0[1])
+    # two param groups (GPT-2 / nanoGPT / Hugging Face practice): weight decay for tensors of 2 or
+    # more dims (matmul weights, embeddings), none for biases and norm gains
+    groups = [{"params": [W[k] for k in names if W[k].dim() >= 2], "weight_decay": h0[1]},
+              {"params": [W[k] for k in names if W[k].dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=h0[0], betas=(job["beta1"], job["beta2"]), eps=h0[2])
     losses = []
     for s in range(n):
         opt.zero_grad()
@@ -173,7 +194,8 @@ def train(d):
         loss.backward()
         if job["hyper"][s][5] > 0:
             torch.nn.utils.clip_grad_norm_([W[k] for k in names], job["hyper"][s][5])
-        opt.param_groups[0]["lr"] = job["hyper"][s][0]
+        for group in opt.param_groups:
+            group["lr"] = job["hyper"][s][0]
         opt.step()
         losses.append(loss.item())
     out = {"losses": torch.tensor(losses, dtype=DT)}

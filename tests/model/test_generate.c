@@ -18,6 +18,7 @@
 #include <opentrn/device.h>
 
 #include "compiler/graph.h"
+#include "compiler/device_io.h"
 #include "model/generate.h"
 #include "model/torch_model.h"
 
@@ -34,39 +35,8 @@ static float leaf_value(uint64_t *s, ot_dtype dt) {
   return dt == OT_DT_BF16 ? ot_bf16_to_f32(ot_f32_to_bf16(v)) : v;
 }
 
-static void device_put(ot_device *d, const ot_gtensor *t, const float *v) {
-  size_t n = (size_t)ot_gtensor_elems(t), es = ot_dtype_size((ot_dtype)t->dtype);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  ot_convert(buf, (ot_dtype)t->dtype, v, OT_DT_FP32, n, NULL);
-  assert_int_equal(ot_device_write(d, t->name, (ot_dtype)t->dtype, buf, n * es), OT_OK);
-  free(buf);
-}
 
-static void device_get(ot_device *d, const char *name, const ot_gtensor *t, float *v) {
-  size_t n = (size_t)ot_gtensor_elems(t), es = ot_dtype_size((ot_dtype)t->dtype);
-  void *buf = malloc(n * es + 1);
-  assert_non_null(buf);
-  assert_int_equal(ot_device_read(d, name, (ot_dtype)t->dtype, buf, n * es), OT_OK);
-  ot_convert(v, OT_DT_FP32, buf, (ot_dtype)t->dtype, n, NULL);
-  free(buf);
-}
 
-static ot_program *compile_graph(const ot_graph *g, ot_dtype mm) {
-  ot_compile_options o;
-  ot_compile_options_default(&o);
-  o.matmul_dtype = mm;
-  ot_error err;
-  ot_error_clear(&err);
-  ot_chip *chip = NULL;
-  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
-  ot_program *p = NULL;
-  ot_status st = ot_compile(g, chip, &o, &p, &err);
-  ot_chip_free(chip);
-  if (st) fprintf(stderr, "compile: %s\n", err.msg);
-  assert_int_equal(st, OT_OK);
-  return p;
-}
 
 /* |got - ref| <= tol * max|ref| + tol * |ref| per element. */
 static void compare(const char *label, const char *name, size_t n, const float *got, const float *ref, double tol) {
@@ -101,12 +71,12 @@ static void run_graph(const char *label, ot_graph *g, ot_dtype mm, double tol, c
   ot_error err;
   ot_error_clear(&err);
   assert_int_equal(ot_graph_eval_ref(g, vals, &err), OT_OK);
-  ot_program *p = compile_graph(g, mm);
+  ot_program *p = dev_compile(g, mm);
   ot_device *d;
   assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
   assert_int_equal(ot_device_load(d, p), OT_OK);
   for (uint32_t t = 0; t < g->n_t; t++)
-    if (g->t[t].role == OT_GROLE_INPUT || g->t[t].role == OT_GROLE_WEIGHT) device_put(d, &g->t[t], vals[t]);
+    if (g->t[t].role == OT_GROLE_INPUT || g->t[t].role == OT_GROLE_WEIGHT) dev_put(d, &g->t[t], vals[t]);
   ot_run_options ro;
   ot_run_options_default(&ro);
   ro.race_check = true;
@@ -121,7 +91,7 @@ static void run_graph(const char *label, ot_graph *g, ot_dtype mm, double tol, c
     size_t n = (size_t)ot_gtensor_elems(&g->t[t]);
     float *got = malloc(n * sizeof *got + 4);
     assert_non_null(got);
-    device_get(d, is_cache ? cache : g->t[t].name, &g->t[t], got);
+    dev_get(d, is_cache ? cache : g->t[t].name, &g->t[t], got);
     compare(label, is_cache ? cache : g->t[t].name, n, got, vals[t], tol);
     free(got);
   }
@@ -247,7 +217,7 @@ static ot_program *keep_prog(int64_t rows, bool bias, bool w_bf16) {
   ot_tid y = ot_graph_mul(g, "mul", x, w);
   if (bias) y = ot_graph_add(g, "add", y, ot_graph_weight(g, "b", OT_DT_FP32, 1, ws));
   ot_graph_output(g, y, "y");
-  ot_program *p = compile_graph(g, OT_DT_FP32);
+  ot_program *p = dev_compile(g, OT_DT_FP32);
   ot_graph_free(g);
   return p;
 }

@@ -4,13 +4,16 @@
 ** and with bf16 matmul operands (the training default).  Tolerances (docs/training.md):
 **   reference evaluator, device fp32:   atol 1e-5 x scale, rtol 1e-4  (measured max 7.5e-7 x scale)
 **   device bf16 operands:               atol 3e-2 x scale, rtol 3e-2  (measured max 9.1e-3 x scale)
-** Also: node names, bad input (a sequence longer than the context). */
+** The tiny Llama also runs with Llama-3 rope scaling (torch computes the scaled frequencies with
+** Hugging Face's formula).  Also: node names, bad input (a sequence longer than the context),
+** the Llama-3.2-1B preset's training and generation graphs (rope scaling on every rope node). */
 #include "model/torch_model.h"
 
 #include <opentrn/compile.h>
 #include <opentrn/device.h>
 
 #include "compiler/graph.h"
+#include "model/generate_int.h"
 #include "model/model_graph.h"
 
 #define TM_B 2
@@ -25,10 +28,10 @@ typedef struct {
   float *ref_logits;
 } tm_case;
 
-static void case_open(tm_case *c, const char *preset, const char *dirname) {
+/* The case of config cfg (c->cfg already set). */
+static void case_open_cfg(tm_case *c, const char *dirname) {
   ot_error err;
   ot_error_clear(&err);
-  assert_int_equal(ot_model_config_preset(preset, &c->cfg, &err), OT_OK);
   tm_params(&c->cfg, 7, &c->p);
   uint64_t s = 99;
   for (int i = 0; i < TM_B * TM_S; i++) {
@@ -47,6 +50,13 @@ static void case_open(tm_case *c, const char *preset, const char *dirname) {
   mt_python("model_torch.py", arg);
   assert_int_equal(ot_safetensors_open(mt_path(c->dir, "ref.safetensors"), &c->ref, &err), OT_OK);
   c->ref_logits = tm_ref(c->ref, "logits", (uint64_t)TM_B * TM_S * c->cfg.vocab_size);
+}
+
+static void case_open(tm_case *c, const char *preset, const char *dirname) {
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_model_config_preset(preset, &c->cfg, &err), OT_OK);
+  case_open_cfg(c, dirname);
 }
 
 static void case_close(tm_case *c) {
@@ -193,6 +203,26 @@ static void test_llama_vs_torch(void **state) {
   case_close(&c);
 }
 
+/* llama-tiny with Llama-3 rope scaling, scaled to its 16 positions: head dim 16 and theta 10^4
+** give wavelengths 6.3, 19.9, 62.8, ...; against 32 / 1 and 32 / 4, pair 0 keeps its frequency,
+** pair 1 is blended and the others are divided by 8. */
+static void test_llama3_rope_vs_torch(void **state) {
+  (void)state;
+  tm_case c;
+  ot_error err;
+  assert_int_equal(ot_model_config_preset("llama-tiny", &c.cfg, &err), OT_OK);
+  snprintf(c.cfg.name, sizeof c.cfg.name, "llama-tiny-rope-llama3");
+  c.cfg.rope_scaling = OT_ROPE_SCALING_LLAMA3;
+  c.cfg.rope_factor = 8.0f;
+  c.cfg.rope_low_freq_factor = 1.0f;
+  c.cfg.rope_high_freq_factor = 4.0f;
+  c.cfg.rope_original_max_position_embeddings = 32;
+  case_open_cfg(&c, "graph_llama3");
+  check_ref(&c);
+  check_device(&c);
+  case_close(&c);
+}
+
 /* Nodes are named after the model part; weights after the Hugging Face tensors. */
 static void test_names(void **state) {
   (void)state;
@@ -226,9 +256,72 @@ static void test_bad_input(void **state) {
   assert_int_equal(ot_model_config_preset("llama-tiny", &cfg, &err), OT_OK);
   model_graph_opts_default(&o, 1, 129, MODEL_GRAPH_FORWARD);
   mt_expect(model_graph_build(&cfg, &o, &mg, &err), &err, "sequence length 129", "context", "128", NULL);
+}
+
+/* Every rope node of g carries the preset's llama3 scaling (factor 32, 1, 4, 8192); returns how
+** many there are. */
+static unsigned rope_nodes_scaled(const ot_graph *g, int64_t offset) {
+  unsigned n = 0;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *r = &g->node[i];
+    if (r->op != OT_GOP_ROPE) continue;
+    assert_true(r->f[0] == 500000.0f && r->f[1] == 32.0f && r->f[2] == 1.0f && r->f[3] == 4.0f);
+    assert_int_equal(r->i[2], 8192);
+    if (!r->i[1]) assert_int_equal(r->i[0], offset); /* forward nodes; the backward ones are inverse */
+    n++;
+  }
+  return n;
+}
+
+/* Llama-3.2-1B (llama3 rope scaling) builds its training step and its generation steps. */
+static void test_llama_1b_graphs(void **state) {
+  (void)state;
+  ot_error err;
+  ot_error_clear(&err);
+  ot_model_config cfg;
+  model_graph mg;
+  model_graph_opts o;
   assert_int_equal(ot_model_config_preset("llama-3.2-1b", &cfg, &err), OT_OK);
-  model_graph_opts_default(&o, 1, 16, MODEL_GRAPH_FORWARD);
-  mt_expect(model_graph_build(&cfg, &o, &mg, &err), &err, "rope scaling", NULL);
+  assert_int_equal(cfg.rope_scaling, OT_ROPE_SCALING_LLAMA3);
+  model_graph_opts_default(&o, 1, 64, MODEL_GRAPH_TRAIN);
+  ot_status s = model_graph_build(&cfg, &o, &mg, &err);
+  if (s) fprintf(stderr, "%s\n", err.msg);
+  assert_int_equal(s, OT_OK);
+  assert_int_equal(rope_nodes_scaled(mg.g, 0), 4 * cfg.num_hidden_layers); /* q, k and their backward */
+  model_graph_free(&mg);
+  /* generation: a prefill of 8 tokens, then a decode step at position 8 */
+  ot_model_tensor_spec *specs;
+  size_t n_specs;
+  assert_int_equal(ot_model_tensor_specs(&cfg, &specs, &n_specs, &err), OT_OK);
+  gen_derived *dv = calloc(n_specs + 1, sizeof *dv);
+  ot_tid *dw = calloc(n_specs + 1, sizeof *dw), *w = calloc(n_specs, sizeof *w);
+  int64_t steps[2][2] = {{8, 0}, {1, 8}};
+  for (int k = 0; k < 2; k++) {
+    gg_ctx x;
+    memset(&x, 0, sizeof x);
+    x.c = &cfg;
+    x.specs = specs;
+    x.n_specs = n_specs;
+    x.w = w;
+    x.n_dv = gen_derived_list(&cfg, specs, n_specs, false, dv);
+    x.dv = dv;
+    x.dw = dw;
+    x.B = 1;
+    x.S = steps[k][0];
+    x.pos = steps[k][1];
+    x.ctx = 64;
+    x.cache_dt = OT_DT_BF16;
+    ot_graph *g = NULL;
+    s = gen_graph_build(&x, &g, &err);
+    if (s) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(s, OT_OK);
+    assert_int_equal(rope_nodes_scaled(g, steps[k][1]), 2 * cfg.num_hidden_layers);
+    ot_graph_free(g);
+  }
+  free(dv);
+  free(dw);
+  free(w);
+  free(specs);
 }
 
 /* The training step compiles for trn2 (every op, forward, backward and optimiser, lowers). */
@@ -264,6 +357,8 @@ int main(void) {
     cmocka_unit_test(test_train_step_compiles),
     cmocka_unit_test(test_gpt2_vs_torch),
     cmocka_unit_test(test_llama_vs_torch),
+    cmocka_unit_test(test_llama3_rope_vs_torch),
+    cmocka_unit_test(test_llama_1b_graphs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,263 @@
+/* --check-numerics (src/model/numerics.c): the training step's graph (forward, loss, gradients)
+** of a tiny GPT-2 and a tiny Llama compiled and run on the simulated trn2 against the host's fp32
+** reference evaluator, node by node.
+**   - passes: every compared node within tolerance (bf16 operands: the bf16 pair; --fp32: the
+**     fp32 pair), compared + fused + integer-only = the graph's nodes, and the fused count is
+**     the compiler's own (ot_compile_stats.nodes_fused); without fusion every node is compared;
+**   - catches faults: one element of an intermediate overwritten on the device after the run is
+**     the first (and only) failing node, with the injected error as its max abs error; a weight
+**     changed on the device only makes its first consumer fail -- a node that fusion folded
+**     away is reported as fused and the failure is named at the node it is folded into. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/graph.h"
+#include "model/model_graph.h"
+#include "model/numerics.h"
+
+#define NT_B 2
+#define NT_S 16
+
+typedef struct {
+  ot_model_config cfg;
+  ot_model_params params;
+  ot_chip *chip;
+  int32_t ids[NT_B * NT_S], targets[NT_B * NT_S];
+} nt_case;
+
+static void nt_setup(nt_case *c, const char *preset) {
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_model_config_preset(preset, &c->cfg, &err), OT_OK);
+  assert_int_equal(ot_model_params_alloc(&c->cfg, &c->params, &err), OT_OK);
+  ot_model_params_init(&c->params, 7);
+  assert_int_equal(ot_chip_open("trn2", &c->chip, &err), OT_OK);
+  static const char text[] = "In the beginning God created the heaven and the earth. And the earth was";
+  for (int i = 0; i < NT_B * NT_S; i++) {
+    c->ids[i] = (unsigned char)text[i % (int)(sizeof text - 1)];
+    c->targets[i] = (unsigned char)text[(i + 1) % (int)(sizeof text - 1)];
+  }
+}
+
+static void nt_teardown(nt_case *c) {
+  ot_model_params_free(&c->params);
+  ot_chip_free(c->chip);
+}
+
+static numerics_opts nt_opts(nt_case *c, bool fp32, bool fuse) {
+  numerics_opts o = {.config = &c->cfg, .params = &c->params, .ids = c->ids, .targets = c->targets, .batch = NT_B,
+                     .seq = NT_S, .chip = c->chip, .fp32 = fp32, .fuse = fuse};
+  return o;
+}
+
+static void nt_run(const numerics_opts *o, numerics_report *r) {
+  ot_error err;
+  ot_error_clear(&err);
+  ot_status s = numerics_check(o, r, &err);
+  if (s) fail_msg("numerics_check: %s", err.msg);
+  numerics_print(r, stdout, 5);
+}
+
+/* The graph's node count (MODEL_GRAPH_GRADS) for the counts' cross-check. */
+static uint32_t nt_graph_nodes(const nt_case *c) {
+  model_graph_opts go;
+  model_graph mg;
+  ot_error err;
+  model_graph_opts_default(&go, NT_B, NT_S, MODEL_GRAPH_GRADS);
+  assert_int_equal(model_graph_build(&c->cfg, &go, &mg, &err), OT_OK);
+  uint32_t n = mg.g->n_node;
+  model_graph_free(&mg);
+  return n;
+}
+
+static void nt_expect_pass(const char *preset, bool fp32, bool fuse) {
+  nt_case c;
+  nt_setup(&c, preset);
+  numerics_opts o = nt_opts(&c, fp32, fuse);
+  numerics_report r;
+  nt_run(&o, &r);
+  assert_int_equal(r.failed, 0);
+  assert_int_equal(r.first_bad, -1);
+  assert_true(r.compared > 0);
+  assert_int_equal(r.n_nodes, nt_graph_nodes(&c));
+  assert_int_equal(r.compared + r.fused + r.skipped, r.n_nodes);
+  assert_int_equal(r.fused, r.nodes_fused_by_compiler);
+  assert_string_equal(r.races, ""); /* the run had the race checker on */
+  if (fuse) assert_true(r.fused > 0);
+  else assert_int_equal(r.fused, 0);
+  assert_true(fp32 ? r.atol == 2e-6 && r.rtol == 2e-5 : r.atol == 2e-2 && r.rtol == 2e-2);
+  for (uint32_t i = 0; i < r.n_nodes; i++) /* every compared node read all its outputs, with real errors */
+    if (r.nodes[i].state == NUMERICS_COMPARED) {
+      assert_int_equal(r.nodes[i].n_out_compared, r.nodes[i].n_out);
+      assert_true(r.nodes[i].worst <= 1.0 && r.nodes[i].max_abs >= 0);
+    }
+  numerics_report_free(&r);
+  nt_teardown(&c);
+}
+
+static void test_gpt2_bf16(void **state) { (void)state; nt_expect_pass("gpt2-tiny", false, true); }
+static void test_gpt2_fp32(void **state) { (void)state; nt_expect_pass("gpt2-tiny", true, true); }
+static void test_gpt2_unfused(void **state) { (void)state; nt_expect_pass("gpt2-tiny", false, false); }
+static void test_llama_bf16(void **state) { (void)state; nt_expect_pass("llama-tiny", false, true); }
+static void test_llama_fp32(void **state) { (void)state; nt_expect_pass("llama-tiny", true, true); }
+
+/* ---- faults ------------------------------------------------------------------------------- */
+
+typedef struct {
+  const char *tensor;  /* device tensor to change */
+  size_t element;
+  float delta;         /* added to that element */
+  float scale;         /* or, if not 0, every element multiplied by it */
+} nt_fault;
+
+static ot_status nt_inject(ot_device *d, void *arg) {
+  const nt_fault *f = arg;
+  ot_tensor_desc desc;
+  if (ot_device_tensor_find(d, f->tensor, &desc) || desc.dtype != OT_DT_FP32) return OT_ENOTFOUND;
+  size_t n = (size_t)(desc.bytes / 4);
+  float *v = malloc(desc.bytes);
+  if (!v || ot_device_read(d, f->tensor, OT_DT_FP32, v, desc.bytes)) { free(v); return OT_EINVAL; }
+  if (f->scale != 0) for (size_t i = 0; i < n; i++) v[i] *= f->scale;
+  else v[f->element] += f->delta;
+  ot_status s = ot_device_write(d, f->tensor, OT_DT_FP32, v, desc.bytes);
+  free(v);
+  return s;
+}
+
+static const numerics_node *nt_node(const numerics_report *r, const char *name) {
+  for (uint32_t i = 0; i < r->n_nodes; i++)
+    if (!strcmp(r->nodes[i].name, name)) return &r->nodes[i];
+  fail_msg("no node '%s' in the report", name);
+  return NULL;
+}
+
+/* The output tensor of node name in the GRADS graph (its name on the device). */
+static void nt_output_name(const nt_case *c, const char *node, char *out, size_t cap) {
+  model_graph_opts go;
+  model_graph mg;
+  ot_error err;
+  model_graph_opts_default(&go, NT_B, NT_S, MODEL_GRAPH_GRADS);
+  assert_int_equal(model_graph_build(&c->cfg, &go, &mg, &err), OT_OK);
+  out[0] = 0;
+  for (uint32_t i = 0; i < mg.g->n_node; i++)
+    if (!strcmp(mg.g->node[i].name, node)) snprintf(out, cap, "%s", mg.g->t[mg.g->node[i].out[0]].name);
+  model_graph_free(&mg);
+  if (!out[0]) fail_msg("no node '%s' in the graph", node);
+}
+
+/* An intermediate overwritten after the run: exactly that node fails, with the injected error. */
+static void nt_corrupt_intermediate(const char *preset, const char *node, bool fp32) {
+  nt_case c;
+  nt_setup(&c, preset);
+  char tensor[128];
+  nt_output_name(&c, node, tensor, sizeof tensor);
+  nt_fault f = {tensor, 5, 0.25f, 0};
+  numerics_opts o = nt_opts(&c, fp32, true);
+  o.after_run = nt_inject;
+  o.hook_arg = &f;
+  numerics_report r;
+  nt_run(&o, &r);
+  assert_true(r.first_bad >= 0);
+  const numerics_node *bad = &r.nodes[r.first_bad];
+  assert_string_equal(bad->name, node);
+  /* later nodes were computed from the true value; only reshapes viewing the same bytes fail too */
+  for (uint32_t i = (uint32_t)r.first_bad + 1; i < r.n_nodes; i++)
+    if (!r.nodes[i].ok) assert_string_equal(r.nodes[i].op, "reshape");
+  assert_true(fabs(bad->max_abs - 0.25) < 0.02); /* the injected error (plus the node's own small error) */
+  assert_true(bad->max_rel > 0);
+  assert_true(bad->worst > 1.0);
+  assert_true(fabs((double)(bad->dev - bad->ref) - 0.25) < 0.02);
+  numerics_report_free(&r);
+  nt_teardown(&c);
+}
+
+static void test_fault_gpt2_intermediate(void **state) {
+  (void)state;
+  nt_corrupt_intermediate("gpt2-tiny", "h.1.ln_2", false);
+}
+
+static void test_fault_llama_intermediate(void **state) {
+  (void)state;
+  nt_corrupt_intermediate("llama-tiny", "model.layers.1.mlp.swiglu", true);
+}
+
+/* A weight wrong on the device only: its linear is fused into the residual add (the add runs
+** in the GEMM's epilogue), which is where the failure is named. */
+static void test_fault_gpt2_weight(void **state) {
+  (void)state;
+  nt_case c;
+  nt_setup(&c, "gpt2-tiny");
+  nt_fault f = {"h.1.attn.c_proj.weight", 0, 0, 1.01f};
+  numerics_opts o = nt_opts(&c, true, true);
+  o.before_run = nt_inject;
+  o.hook_arg = &f;
+  numerics_report r;
+  nt_run(&o, &r);
+  const numerics_node *fc = nt_node(&r, "h.1.attn.c_proj");
+  assert_int_equal(fc->state, NUMERICS_FUSED);
+  assert_true(r.first_bad >= 0);
+  assert_string_equal(fc->fused_into, "h.1.attn.residual");
+  assert_string_equal(r.nodes[r.first_bad].name, "h.1.attn.residual");
+  assert_true(r.nodes[r.first_bad].index > fc->index);
+  for (int32_t i = 0; i < r.first_bad; i++) assert_true(r.nodes[i].ok);
+  numerics_report_free(&r);
+  nt_teardown(&c);
+}
+
+static ot_status nt_fail_hook(ot_device *d, void *arg) {
+  (void)d;
+  (void)arg;
+  return OT_EIO;
+}
+
+/* Bad inputs and a failing hook are errors with a message, never a report. */
+static void test_errors(void **state) {
+  (void)state;
+  nt_case c;
+  nt_setup(&c, "gpt2-tiny");
+  numerics_opts o = nt_opts(&c, false, true);
+  numerics_report r;
+  ot_error err;
+  c.ids[3] = 257; /* the byte vocabulary has 257 ids */
+  assert_int_equal(numerics_check(&o, &r, &err), OT_EINVAL);
+  assert_non_null(strstr(err.msg, "token 3 (id 257, target"));
+  assert_non_null(strstr(err.msg, "outside the vocabulary [0, 257)"));
+  assert_null(r.nodes);
+  c.ids[3] = 1;
+  o.after_run = nt_fail_hook;
+  assert_int_equal(numerics_check(&o, &r, &err), OT_EIO);
+  assert_non_null(strstr(err.msg, "after-run hook failed"));
+  assert_null(r.nodes);
+  train_opts t;
+  train_opts_default(&t);
+  t.model = "gpt2-tiny";
+  t.resume_dir = "somewhere";
+  bool passed = true;
+  assert_int_equal(numerics_check_train(&t, NULL, &passed, &err), OT_EUNSUPPORTED);
+  assert_false(passed);
+  assert_non_null(strstr(err.msg, "not a resumed checkpoint"));
+  nt_teardown(&c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_gpt2_bf16),
+    cmocka_unit_test(test_gpt2_fp32),
+    cmocka_unit_test(test_gpt2_unfused),
+    cmocka_unit_test(test_llama_bf16),
+    cmocka_unit_test(test_llama_fp32),
+    cmocka_unit_test(test_fault_gpt2_intermediate),
+    cmocka_unit_test(test_fault_llama_intermediate),
+    cmocka_unit_test(test_fault_gpt2_weight),
+    cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
