@@ -146,6 +146,21 @@ void kir_set_origin(kir *k, const char *node_name) {
 }
 
 /* ---- HBM tensors --------------------------------------------------------------------------- */
+/* A constant another core's kir of the same program already defined with the same name, type,
+** shape and bytes (a data-parallel program lowers every node once per core): shared, not
+** defined twice. */
+static bool kir_const_shared(kir *k, const ot_tensor_info *t, kir_hbm *out) {
+  const ot_tensor_info *x = k->multi_core && t->role == OT_ROLE_CONST ? ot_program_find_tensor(k->prog, t->name) : NULL;
+  if (!x || x->role != OT_ROLE_CONST || x->dtype != t->dtype || x->ndim != t->ndim || !x->data || !t->data) return false;
+  for (unsigned d = 0; d < t->ndim; d++)
+    if (x->shape[d] != t->shape[d]) return false;
+  if (memcmp(x->data, t->data, ot_tensor_bytes(t))) return false;
+  out->index = (int32_t)(x - k->prog->tensors);
+  out->off = x->offset;
+  out->dtype = t->dtype;
+  return true;
+}
+
 ot_status kir_tensor(kir *k, const char *name, ot_dtype dt, unsigned ndim, const uint64_t *shape, int role,
                      const void *data, kir_hbm *out) {
   if (k->st) return k->st;
@@ -164,6 +179,7 @@ ot_status kir_tensor(kir *k, const char *name, ot_dtype dt, unsigned ndim, const
     }
   t.offset = (k->hbm_next + 63) & ~(uint64_t)63;
   t.data = (uint8_t *)data;
+  if (kir_const_shared(k, &t, out)) return OT_OK;
   uint64_t bytes = ot_tensor_bytes(&t);
   if (k->multi_core && t.offset + bytes > k->chip->hbm.bytes)
     return kir_fail(k, OT_ENOMEM, "tensor '%s' (%llu bytes) does not fit in HBM (%llu of %llu bytes used)", name,

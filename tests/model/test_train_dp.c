@@ -42,9 +42,11 @@ static void td_make_tokens(void) {
   }
 }
 
+static const char *td_model = "gpt2-tiny";
+
 static void td_opts(train_opts *o, uint32_t cores) {
   train_opts_default(o);
-  o->model = "gpt2-tiny";
+  o->model = td_model;
   o->tokens = td_tokens;
   o->n_tokens = TD_TOKENS;
   o->batch = TD_B;
@@ -161,6 +163,21 @@ static void test_dp_matches_single_core(void **state) {
   ot_model_params_free(&four.p);
 }
 
+/* Llama: rope tables are program constants, one per rope node, shared by the cores. */
+static void test_dp_llama(void **state) {
+  (void)state;
+  td_make_tokens();
+  td_model = "llama-tiny";
+  static td_run one, two;
+  td_train(1, &one);
+  td_train(2, &two);
+  td_model = "gpt2-tiny";
+  assert_true(one.loss[TD_STEPS - 1] < one.loss[0]);
+  td_compare(&one, &two, 2);
+  ot_model_params_free(&one.p);
+  ot_model_params_free(&two.p);
+}
+
 static void test_dp_errors_and_all(void **state) {
   (void)state;
   td_make_tokens();
@@ -192,6 +209,7 @@ static void test_dp_errors_and_all(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dp_matches_single_core),
+      cmocka_unit_test(test_dp_llama),
       cmocka_unit_test(test_dp_errors_and_all),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
