@@ -421,12 +421,15 @@ static ot_status dev_upload(ot_device *d, ot_error *e) {
   return OT_OK;
 }
 
-/* After a run that computed values: every tensor but the constants takes its HBM contents. */
+/* After a run that computed values: every tensor but the constants takes its HBM contents --
+** but for those the run did not write, whose host copy is what was uploaded (a generation step
+** leaves the weights, hundreds of MB, alone). */
 static ot_status dev_download(ot_device *d, ot_error *e) {
   for (uint32_t i = 0; i < d->prog->n_tensors; i++) {
     const ot_tensor_info *t = &d->prog->tensors[i];
     uint64_t n = ot_tensor_bytes(t);
     if (t->role == OT_ROLE_CONST) continue;
+    if (d->t[i].data && !ot_sim_hbm_written(d->sim, t->offset, n)) continue;
     if (!d->t[i].data && !(d->t[i].data = malloc(n ? n : 1)))
       return ot_error_set(e, OT_ENOMEM, "out of memory for tensor '%s'", t->name);
     ot_status s = ot_sim_hbm_read(d->sim, t->offset, d->t[i].data, n, e);

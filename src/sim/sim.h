@@ -158,6 +158,9 @@ ot_status ot_sim_new(const ot_chip *chip, const ot_program *prog, const ot_sim_o
 void ot_sim_free(ot_sim *s);
 ot_status ot_sim_hbm_write(ot_sim *s, uint64_t off, const void *src, uint64_t n, ot_error *err);
 ot_status ot_sim_hbm_read(const ot_sim *s, uint64_t off, void *dst, uint64_t n, ot_error *err);
+/* Whether a run may have written bytes [off, off + n) of HBM (per 1 MiB page; the host's own
+** ot_sim_hbm_write calls before ot_sim_run do not count). */
+bool ot_sim_hbm_written(const ot_sim *s, uint64_t off, uint64_t n);
 /* Run the program to completion (every engine halted or at the end of its stream, every DMA
 ** done).  Deadlocks, runaway loops and run-time errors end the run with a message. */
 ot_status ot_sim_run(ot_sim *s, ot_error *err);

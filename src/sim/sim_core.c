@@ -210,6 +210,8 @@ ot_status ot_sim_hbm_read(const ot_sim *s, uint64_t off, void *dst, uint64_t n, 
   return OT_OK;
 }
 
+bool ot_sim_hbm_written(const ot_sim *s, uint64_t off, uint64_t n) { return ot_hbm_written(&s->hbm, off, n); }
+
 const ot_sim_stats *ot_sim_get_stats(const ot_sim *s) { return &s->stats; }
 const ot_trace *ot_sim_get_trace(const ot_sim *s) { return &s->trace; }
 
@@ -852,6 +854,7 @@ static void finish_stats(ot_sim *s, ot_ps total) {
 
 ot_status ot_sim_run(ot_sim *s, ot_error *err) {
   s->err = err;
+  if (s->opt.mode != OT_SIM_TIMING && ot_hbm_track_writes(&s->hbm)) return ot_error_set(err, OT_ENOMEM, "out of memory");
   uint64_t budget = s->opt.insn_budget ? s->opt.insn_budget : 100000000ull;
   size_t cap = (size_t)s->cores * s->chip->dma.queues;
   uint32_t *done = malloc(cap * sizeof *done);

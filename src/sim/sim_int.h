@@ -33,6 +33,7 @@ typedef struct {
   uint64_t bytes;
   uint8_t **pages;           /* bytes >> OT_HBM_PAGE_BITS entries, NULL until written */
   uint64_t n_pages;
+  uint8_t *written;          /* per page, once ot_hbm_track_writes: written since (NULL: not tracked) */
 } ot_hbm;
 
 typedef struct {
@@ -85,6 +86,11 @@ ot_status ot_sram_init(ot_sram *m, uint32_t partitions, uint64_t part_bytes, boo
 void ot_sram_free(ot_sram *m);
 ot_status ot_hbm_init(ot_hbm *h, uint64_t bytes, ot_error *err);
 void ot_hbm_free(ot_hbm *h);
+/* From now on, note which pages are written (a run after the host's uploads). */
+ot_status ot_hbm_track_writes(ot_hbm *h);
+/* Whether bytes [off, off + n) may have been written since ot_hbm_track_writes (per page; true
+** when not tracking). */
+bool ot_hbm_written(const ot_hbm *h, uint64_t off, uint64_t n);
 /* Copy bytes in and out of HBM (pages allocated on write).  The range must be in bounds. */
 ot_status ot_hbm_write(ot_hbm *h, uint64_t off, const void *src, uint64_t n);
 void ot_hbm_read(const ot_hbm *h, uint64_t off, void *dst, uint64_t n);

@@ -316,6 +316,8 @@ static void hbm_free_pages(ot_hbm *h, uint64_t i0, uint64_t i1) {
 
 void ot_hbm_free(ot_hbm *h) {
   if (!h) return;
+  free(h->written);
+  h->written = NULL;
   uint64_t tbytes = (h->n_pages ? h->n_pages : 1) * sizeof *h->pages;
   bool clean = false;
 #if POOL_ENABLED
@@ -343,6 +345,7 @@ void ot_hbm_free(ot_hbm *h) {
 ** is about to write; NULL if absent or out of memory. */
 static uint8_t *hbm_page_get(const ot_hbm *h, uint64_t i, bool alloc, uint64_t in, uint64_t k) {
   if (!h->pages || i >= h->n_pages) return NULL;
+  if (alloc && h->written) h->written[i] = 1; /* every write asks for its page this way */
   if (!h->pages[i] && alloc) {
     uint8_t *pg = NULL;
     if (in > HBM_PAGE || k > HBM_PAGE - in) in = k = 0;
@@ -356,6 +359,21 @@ static uint8_t *hbm_page_get(const ot_hbm *h, uint64_t i, bool alloc, uint64_t i
 }
 
 static uint8_t *hbm_page(const ot_hbm *h, uint64_t i, bool alloc) { return hbm_page_get(h, i, alloc, 0, 0); }
+
+ot_status ot_hbm_track_writes(ot_hbm *h) {
+  if (!h->written && h->n_pages && !(h->written = calloc(h->n_pages, 1))) return OT_ENOMEM;
+  if (h->written) memset(h->written, 0, h->n_pages);
+  return OT_OK;
+}
+
+bool ot_hbm_written(const ot_hbm *h, uint64_t off, uint64_t n) {
+  if (!h->written) return true;
+  if (!n) return false;
+  uint64_t last = (off + n - 1) >> OT_HBM_PAGE_BITS;
+  for (uint64_t i = off >> OT_HBM_PAGE_BITS; i <= last && i < h->n_pages; i++)
+    if (h->written[i]) return true;
+  return false;
+}
 
 ot_status ot_hbm_write(ot_hbm *h, uint64_t off, const void *src, uint64_t n) {
   if (!h || off > h->bytes || n > h->bytes - off) return OT_EINVAL;
