@@ -36,15 +36,16 @@ static inline void dev_get(ot_device *d, const char *name, const ot_gtensor *t, 
   free(buf);
 }
 
-/* Compile g for trn2 with TensorE operands of type mm (the test fails on a compile error). */
-static inline ot_program *dev_compile(const ot_graph *g, ot_dtype mm) {
+/* Compile g for chip preset `chip` with TensorE operands of type mm (the test fails on a compile
+** error). */
+static inline ot_program *dev_compile_for(const ot_graph *g, const char *chip_name, ot_dtype mm) {
   ot_compile_options o;
   ot_compile_options_default(&o);
   o.matmul_dtype = mm;
   ot_error err;
   ot_error_clear(&err);
   ot_chip *chip = NULL;
-  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
+  assert_int_equal(ot_chip_preset(chip_name, &chip, &err), OT_OK);
   ot_program *p = NULL;
   ot_status st = ot_compile(g, chip, &o, &p, &err);
   ot_chip_free(chip);
@@ -52,5 +53,7 @@ static inline ot_program *dev_compile(const ot_graph *g, ot_dtype mm) {
   assert_int_equal(st, OT_OK);
   return p;
 }
+
+static inline ot_program *dev_compile(const ot_graph *g, ot_dtype mm) { return dev_compile_for(g, "trn2", mm); }
 
 #endif
