@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
   ot_device_summary(d, &s);
   double step = s.time_ps * 1e-12;
   uint64_t ar_span = 0;
-  if (cores > 1 && train_device_tag_time(d, "allreduce", &ar_span, NULL, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+  if (cores > 1 && ot_device_tag_time(d, "allreduce", &ar_span, NULL)) { fprintf(stderr, "%s\n", ot_device_last_error(d)); return 1; }
   printf("  simulated step %.3f ms on %u NeuronCore%s: %.0f tokens/s, MFU %.2f%% of the cores used (%.2f%% of the chip's %u), "
          "HFU %.2f%% (simulating took %.2f s)\n", step * 1e3, cores, cores > 1 ? "s" : "", batch * seq / step,
          s.mfu * 100, s.mfu * cores / all * 100, all, s.hfu * 100, t3 - t2);

@@ -139,6 +139,10 @@ typedef struct {
 } ot_run_summary;
 
 ot_status ot_device_summary(ot_device *d, ot_run_summary *out);
+/* The last run's time for the instructions tagged `tag` (a compiled program's graph node name,
+** e.g. "allreduce"): span from the first start to the last end, and busy time summed over the
+** engines and DMA transfers (either pointer may be NULL).  Zeros if no instruction has the tag. */
+ot_status ot_device_tag_time(ot_device *d, const char *tag, uint64_t *span_ps, uint64_t *busy_ps);
 /* Statistics of the last run as a table, or as JSON (fields in docs/runtime.md). */
 ot_status ot_device_print_stats(ot_device *d, FILE *out);
 ot_status ot_device_print_stats_json(ot_device *d, FILE *out);

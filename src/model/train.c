@@ -141,44 +141,6 @@ static ot_status train_device_make(trainer *t, model_graph_kind kind, uint32_t b
   return s;
 }
 
-/* The per-tag statistics are public only as the JSON of ot_device_print_stats_json: read them
-** back from it (a few thousand tags at most; once per data-parallel step). */
-static ot_status train_tag_from_json(const char *text, const char *tag, uint64_t *span_ps, uint64_t *busy_ps,
-                                     ot_error *err) {
-  cJSON *root = cJSON_Parse(text), *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes"), *n;
-  if (!cJSON_IsArray(nodes)) {
-    cJSON_Delete(root);
-    return ot_error_set(err, OT_EINVAL, "device statistics: no \"nodes\" array in the JSON");
-  }
-  *span_ps = 0;
-  if (busy_ps) *busy_ps = 0;
-  cJSON_ArrayForEach(n, nodes) {
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(n, "node"), *b;
-    const cJSON *busy = cJSON_GetObjectItemCaseSensitive(n, "busy_ps");
-    if (!cJSON_IsString(name) || strcmp(name->valuestring, tag)) continue;
-    *span_ps = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n, "span_ps"));
-    if (!busy_ps) break;
-    *busy_ps = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(n, "dma_ps"));
-    cJSON_ArrayForEach(b, busy) *busy_ps += (uint64_t)cJSON_GetNumberValue(b);
-    break;
-  }
-  cJSON_Delete(root);
-  return OT_OK;
-}
-
-ot_status train_device_tag_time(ot_device *d, const char *tag, uint64_t *span_ps, uint64_t *busy_ps, ot_error *err) {
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  if (!f) return ot_error_set(err, OT_ENOMEM, "device statistics: out of memory");
-  ot_status s = ot_device_print_stats_json(d, f);
-  if (fclose(f) && !s) s = ot_error_set(err, OT_ENOMEM, "device statistics: out of memory");
-  else if (s) s = dev_fail(d, "device statistics", err);
-  if (!s) s = train_tag_from_json(text, tag, span_ps, busy_ps, err);
-  free(text);
-  return s;
-}
-
 static ot_status train_write_tensor(ot_device *d, const char *name, const float *v, uint64_t n, ot_error *err) {
   if (ot_device_write(d, name, OT_DT_FP32, v, (size_t)n * sizeof(float))) return dev_fail(d, "writing weights", err);
   return OT_OK;
@@ -550,7 +512,8 @@ ot_status train_step_on(trainer *t, const uint32_t *window, train_step_info *inf
   if (ot_device_run(t->dev, &ro) || ot_device_read(t->dev, t->loss_name, OT_DT_FP32, &info->loss, 4) ||
       ot_device_read(t->dev, "grad_norm", OT_DT_FP32, &info->grad_norm, 4) || ot_device_summary(t->dev, &sm))
     return dev_fail(t->dev, "training step", err);
-  if (t->cores > 1 && train_device_tag_time(t->dev, "allreduce", &info->allreduce_ps, NULL, err)) return err->code;
+  if (t->cores > 1 && ot_device_tag_time(t->dev, "allreduce", &info->allreduce_ps, NULL))
+    return dev_fail(t->dev, "device statistics", err);
   t->step++;
   info->step = t->step;
   info->lr = hyper[0];

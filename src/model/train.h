@@ -105,9 +105,6 @@ ot_status train_run(trainer *t, FILE *out, ot_error *err);
 /* NeuronCores the training step runs on (o->cores resolved against the chip). */
 uint32_t train_cores(const trainer *t);
 
-/* Span (first start to last end, all cores) and busy time summed over the engines and DMA of the
-** instructions tagged tag in d's last run; both 0 if no instruction had that tag. */
-ot_status train_device_tag_time(ot_device *d, const char *tag, uint64_t *span_ps, uint64_t *busy_ps, ot_error *err);
 
 /* Totals of the steps run by this trainer (for summaries). */
 typedef struct {

@@ -465,6 +465,22 @@ static ot_status dev_need_run(ot_device *d) {
   return d->sim ? OT_OK : dev_fail(d, OT_EINVAL, "no run yet: call ot_device_run first");
 }
 
+ot_status ot_device_tag_time(ot_device *d, const char *tag, uint64_t *span_ps, uint64_t *busy_ps) {
+  if (dev_need_run(d)) return d->last.code;
+  const ot_sim_stats *st = ot_sim_get_stats(d->sim);
+  uint64_t span = 0, busy = 0;
+  for (uint32_t i = 0; i < st->n_tags; i++) {
+    if (strcmp(st->strings + st->tag_off[i], tag)) continue;
+    if (st->tag_last[i] > st->tag_first[i]) span = st->tag_last[i] - st->tag_first[i];
+    busy = st->tag_dma[i];
+    for (int e = 0; e < OT_ENG_COUNT; e++) busy += st->tag_busy[(size_t)i * OT_ENG_COUNT + e];
+    break;
+  }
+  if (span_ps) *span_ps = span;
+  if (busy_ps) *busy_ps = busy;
+  return OT_OK;
+}
+
 ot_status ot_device_summary(ot_device *d, ot_run_summary *out) {
   if (dev_need_run(d)) return d->last.code;
   const ot_sim_stats *st = ot_sim_get_stats(d->sim);

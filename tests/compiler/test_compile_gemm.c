@@ -15,6 +15,7 @@
 #include <opentrn/device.h>
 
 #include "compiler/kir.h"
+#include "compiler/device_io.h"
 
 static float bf16_round(float x) { return ot_bf16_to_f32(ot_f32_to_bf16(x)); }
 
@@ -81,18 +82,9 @@ static ot_graph *build(const gemm_case *gc) {
 static void run_case(const gemm_case *gc) {
   ot_graph *g = build(gc);
   assert_int_equal(ot_graph_status(g), OT_OK);
-  ot_compile_options o;
-  ot_compile_options_default(&o);
-  o.matmul_dtype = gc->bf16 ? OT_DT_BF16 : OT_DT_FP32;
+  ot_program *p = dev_compile(g, gc->bf16 ? OT_DT_BF16 : OT_DT_FP32);
   ot_error err;
   ot_error_clear(&err);
-  ot_program *p = NULL;
-  ot_chip *chip = NULL;
-  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
-  ot_status st = ot_compile(g, chip, &o, &p, &err);
-  ot_chip_free(chip);
-  if (st) fprintf(stderr, "%s\n", err.msg);
-  assert_int_equal(st, OT_OK);
   ot_device *d;
   assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
   assert_int_equal(ot_device_load(d, p), OT_OK);
@@ -109,7 +101,7 @@ static void run_case(const gemm_case *gc) {
   ot_run_options ro;
   ot_run_options_default(&ro);
   ro.race_check = true;
-  st = ot_device_run(d, &ro);
+  ot_status st = ot_device_run(d, &ro);
   if (st) fprintf(stderr, "%s\n", ot_device_last_error(d));
   assert_int_equal(st, OT_OK);
   assert_string_equal(ot_device_run_log(d), "");

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <opentrn/compile.h>
 #include <opentrn/device.h>
+#include "compiler/device_io.h"
 
 static void fill(float *v, size_t n, uint32_t seed, float scale) {
   for (size_t i = 0; i < n; i++) {
@@ -69,18 +70,9 @@ static void run_chain(const chain_case *cc) {
   ot_graph_output(g, y, "y");
   assert_int_equal(ot_graph_status(g), OT_OK);
 
-  ot_compile_options o;
-  ot_compile_options_default(&o);
-  o.matmul_dtype = OT_DT_FP32;
+  ot_program *p = dev_compile(g, OT_DT_FP32);
   ot_error err;
   ot_error_clear(&err);
-  ot_chip *chip = NULL;
-  ot_program *p = NULL;
-  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
-  ot_status st = ot_compile(g, chip, &o, &p, &err);
-  ot_chip_free(chip);
-  if (st) fprintf(stderr, "%s\n", err.msg);
-  assert_int_equal(st, OT_OK);
   ot_device *d;
   assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
   assert_int_equal(ot_device_load(d, p), OT_OK);
@@ -113,7 +105,7 @@ static void run_chain(const chain_case *cc) {
   ot_run_options ro;
   ot_run_options_default(&ro);
   ro.race_check = true;
-  st = ot_device_run(d, &ro);
+  ot_status st = ot_device_run(d, &ro);
   if (st) fprintf(stderr, "%s\n", ot_device_last_error(d));
   assert_int_equal(st, OT_OK);
   assert_string_equal(ot_device_run_log(d), "");
