@@ -58,7 +58,7 @@ static ot_tid gpt2_block(ot_graph *g, ot_tid x, int64_t S) {
 
 typedef struct { double ms, hfu, mbu, compile_s, sim_s; unsigned long long insns; } result;
 
-static bool no_schedule;
+static bool no_schedule, trace_written;
 
 static int run(const char *chip_name, ot_graph *g, result *r) {
   ot_error err;
@@ -79,11 +79,14 @@ static int run(const char *chip_name, ot_graph *g, result *r) {
   ot_run_options_default(&o);
   o.mode = OT_RUN_TIMING;
   o.insn_budget = 4000000000ull;
+  const char *trace = getenv("BENCH_TRACE"); /* the first run's Perfetto trace, for reading the timeline */
+  o.trace = trace && !trace_written;
   if (ot_device_run(d, &o)) { fprintf(stderr, "%s\n", ot_device_last_error(d)); return 1; }
   double t2 = now_s();
   ot_run_summary s;
   ot_device_summary(d, &s);
   if (getenv("BENCH_STATS")) ot_device_print_stats(d, stdout);
+  if (o.trace) trace_written = !ot_device_write_trace(d, trace);
   r->ms = s.time_ps * 1e-9;
   r->hfu = s.hfu * 100;
   r->mbu = s.mbu * 100;

@@ -28,6 +28,9 @@
 ** first when its path to the end is longer: a strictly greedy earliest-start choice fills a
 ** gap with off-critical work and delays the critical chain (trn1 GPT-2 block: -1.6 %). */
 #define SCHED_SLACK_PS 100000
+#ifndef SCHED_DMA_BACKLOG_PS
+#define SCHED_DMA_BACKLOG_PS 2000000
+#endif
 
 /* ---- emission: into the window ----------------------------------------------------------------- */
 static ot_status pend_push(kir *k, const ot_insn *in, uint8_t eng, bool dma) {
@@ -280,6 +283,7 @@ typedef struct {
   uint32_t npred;
   ilist succ;
   uint8_t res;                 /* engine whose stream holds it (DMA: its predicted issuer) */
+  bool dma;
 } snode;
 
 static uint8_t pend_resource(const kir_pend *p) {
@@ -299,26 +303,32 @@ static ot_ps sched_dma_done(const kir *k, ot_ps *dma_free, ot_ps t, ot_ps dur) {
   return start + xfer;
 }
 
-static ot_ps snode_start(const snode *x, const ot_ps *free_at) {
-  return x->ready > free_at[x->res] ? x->ready : free_at[x->res];
+/* When x can start.  A DMA is not issued while the queues hold more than SCHED_DMA_BACKLOG_PS
+** of transfers: a queue runs its transfers in order, so a prefetch issued early would hold back
+** a later transfer on the critical path; deferred, it is placed after that transfer. */
+static ot_ps snode_start(const snode *x, const ot_ps *free_at, ot_ps dma_free) {
+  ot_ps t = x->ready > free_at[x->res] ? x->ready : free_at[x->res];
+  if (x->dma && dma_free > SCHED_DMA_BACKLOG_PS && dma_free - SCHED_DMA_BACKLOG_PS > t) t = dma_free - SCHED_DMA_BACKLOG_PS;
+  return t;
 }
 
 /* The ready instruction to place next: among those that can start within slack of the earliest,
 ** the highest priority (ties: earlier start, then emission order).  Slack 0 is the plain
 ** earliest-start rule. */
-static uint32_t pick_ready(const snode *s, const uint32_t *ready, uint32_t nready, const ot_ps *free_at, ot_ps slack) {
+static uint32_t pick_ready(const snode *s, const uint32_t *ready, uint32_t nready, const ot_ps *free_at, ot_ps dma_free,
+                           ot_ps slack) {
   ot_ps first = UINT64_MAX;
   for (uint32_t r = 0; r < nready; r++) {
-    ot_ps t = snode_start(&s[ready[r]], free_at);
+    ot_ps t = snode_start(&s[ready[r]], free_at, dma_free);
     if (t < first) first = t;
   }
   uint32_t best = UINT32_MAX;
   for (uint32_t r = 0; r < nready; r++) {
     const snode *x = &s[ready[r]];
-    if (snode_start(x, free_at) > first + slack) continue;
+    if (snode_start(x, free_at, dma_free) > first + slack) continue;
     if (best == UINT32_MAX) { best = r; continue; }
     const snode *b = &s[ready[best]];
-    ot_ps tx = snode_start(x, free_at), tb = snode_start(b, free_at);
+    ot_ps tx = snode_start(x, free_at, dma_free), tb = snode_start(b, free_at, dma_free);
     if (x->prio > b->prio || (x->prio == b->prio && (tx < tb || (tx == tb && ready[r] < ready[best])))) best = r;
   }
   return best;
@@ -341,6 +351,7 @@ static bool schedule_window(kir *k, uint32_t *out) {
     s[i].dur = pend_duration(k, &k->pend[i]);
     s[i].prio = s[i].dur;
     s[i].res = pend_resource(&k->pend[i]);
+    s[i].dma = k->pend[i].dma;
     s[i].npred = d.pred[i].n;
     for (uint32_t j = 0; j < d.pred[i].n; j++) ilist_add(&d, &s[d.pred[i].v[j]].succ, (int32_t)i);
   }
@@ -356,8 +367,8 @@ static bool schedule_window(kir *k, uint32_t *out) {
   for (uint32_t i = 0; ok && i < n; i++)
     if (!s[i].npred) ready[nready++] = i;
   while (ok && nready) {
-    uint32_t best = pick_ready(s, ready, nready, free_at, SCHED_SLACK_PS);
-    ot_ps best_t = snode_start(&s[ready[best]], free_at);
+    uint32_t best = pick_ready(s, ready, nready, free_at, dma_free, SCHED_SLACK_PS);
+    ot_ps best_t = snode_start(&s[ready[best]], free_at, dma_free);
     uint32_t i = ready[best];
     ready[best] = ready[--nready];
     out[placed++] = i;

@@ -98,6 +98,8 @@ struct elem_rowop {
   uint32_t d, ntiles;
   unsigned n_in, n_out, n_tmp, n_vec, n_small;
   bool in_place;                /* out[0] shares in[0]'s buffer */
+  bool out_narrow;              /* the body's last step writes output 0 into in[0]'s tile, in the
+                                ** output's 16-bit type: the store moves half the bytes */
   bool in_order;                /* emit in this order, not list-scheduled (kir_window_order) */
   kir_hbm in[ELEM_MAX_IO], out[ELEM_MAX_IO], vec_src[2];
   kir_buf vec[2];               /* [P, d] broadcast vectors (gamma, beta), loaded once */
@@ -118,6 +120,8 @@ void elem_rows_colsum(elem_rowop *r, unsigned a, uint32_t tile, uint32_t np, con
 /* dst = dst op vec[j] on the VectorE: from the PSUM copy when there is one (a tensor_tensor with
 ** one PSUM input costs N cycles, two SBUF fp32 inputs 2N), else from SBUF. */
 void elem_rows_vec_op(elem_rowop *r, unsigned j, uint32_t np, const ot_ap *dst, int alu);
+/* dst = src op vec[j], likewise (dst may have another type than src). */
+void elem_rows_vec_op2(elem_rowop *r, unsigned j, uint32_t np, const ot_ap *dst, const ot_ap *src, int alu);
 
 /* ---- lowerings --------------------------------------------------------------------------- */
 ot_status lower_elem_binary(lower_ctx *c, const ot_gnode *n);

@@ -3,13 +3,14 @@
 ** x [..., d] is processed as rows = product of the leading dims, one row per partition, 128
 ** rows per tile (the last tile partial), the whole row on the free axis so that a row's
 ** statistics are per-partition scalars ([P, 1] APs) the engines apply in one instruction.
-** gamma / beta are loaded once, repeated along the partitions (stride 0).  Column sums over
+** gamma / beta are loaded once and repeated along the partitions by the TensorE (lower_bcast.c).  Column sums over
 ** all rows (dgamma, dbeta) accumulate on the TensorE: for each 128-column block, the tile's
 ** block is the stationary and a ones column the moving operand, so PSUM holds the block's sums
 ** on its partitions and a chain of acc=1 matmuls adds the rows in order 0, 1, 2, ... exactly as
 ** the reference evaluator does. */
 #include <string.h>
 
+#include "compiler/lower_bcast.h"
 #include "compiler/lower_elem_int.h"
 
 typedef struct {
@@ -41,11 +42,18 @@ static uint32_t rows_slot_bytes(const elem_rowop *r, unsigned j) {
   return round64(r->d * (input ? (uint32_t)ot_dtype_size(elem_load_dtype(&r->in[j])) : 4u));
 }
 
+/* Output 0 can be written into input 0's tile: the same 16-bit type, and the body leaves it dead. */
+static bool rows_out_narrow(const elem_rowop *r) {
+  ot_dtype o = (ot_dtype)r->out[0].dtype;
+  return !r->in_place && o == elem_load_dtype(&r->in[0]) && ot_dtype_size(o) < 4;
+}
+
 /* How many buffer sets fit next to the broadcast vectors; fail naming the sizes if none. */
 static ot_status rows_plan(rows_run *x) {
   elem_rowop *r = x->r;
   x->P = elem_parts(r->c);
   if (elem_load_dtype(&r->in[0]) != OT_DT_FP32) r->in_place = false; /* fp32 results need their own rows */
+  r->out_narrow = r->out_narrow && rows_out_narrow(r);
   x->slots = r->n_in + r->n_out + r->n_tmp - (r->in_place ? 1u : 0u);
   uint64_t per_set = round64(r->n_small * 4u);
   for (unsigned j = 0; j < x->slots; j++) per_set += rows_slot_bytes(r, j);
@@ -88,19 +96,25 @@ static void rows_vectors_to_psum(rows_run *x) {
   r->pchunk = pchunk;
 }
 
-void elem_rows_vec_op(elem_rowop *r, unsigned j, uint32_t np, const ot_ap *dst, int alu) {
+void elem_rows_vec_op2(elem_rowop *r, unsigned j, uint32_t np, const ot_ap *dst, const ot_ap *src, int alu) {
   kir *k = r->c->k;
   if (!r->n_pchunk) {
-    kir_tt(k, OT_ENG_VECTOR, *dst, *dst, elem_tile(&r->vec[j], np, 0, r->d), alu);
+    kir_tt(k, OT_ENG_VECTOR, *dst, *src, elem_tile(&r->vec[j], np, 0, r->d), alu);
     return;
   }
   for (uint32_t c = 0; c < r->n_pchunk; c++) {
     uint32_t len = r->d - c * r->pchunk < r->pchunk ? r->d - c * r->pchunk : r->pchunk;
-    ot_ap part = *dst;
-    part.offset += (uint64_t)c * r->pchunk * ot_dtype_size((ot_dtype)dst->dtype);
-    part.dim[0].size = len;
-    kir_tt(k, OT_ENG_VECTOR, part, part, elem_tile(&r->pvec[j][c], np, 0, len), alu);
+    ot_ap dpart = *dst, spart = *src;
+    dpart.offset += (uint64_t)c * r->pchunk * ot_dtype_size((ot_dtype)dst->dtype);
+    dpart.dim[0].size = len;
+    spart.offset += (uint64_t)c * r->pchunk * ot_dtype_size((ot_dtype)src->dtype);
+    spart.dim[0].size = len;
+    kir_tt(k, OT_ENG_VECTOR, dpart, spart, elem_tile(&r->pvec[j][c], np, 0, len), alu);
   }
+}
+
+void elem_rows_vec_op(elem_rowop *r, unsigned j, uint32_t np, const ot_ap *dst, int alu) {
+  elem_rows_vec_op2(r, j, np, dst, dst, alu);
 }
 
 static void rows_load_vectors(rows_run *x) {
@@ -108,6 +122,7 @@ static void rows_load_vectors(rows_run *x) {
   kir *k = r->c->k;
   for (unsigned j = 0; j < r->n_vec; j++) {
     kir_alloc(k, OT_MEM_SBUF, x->P, r->d * 4u, &r->vec[j]);
+    if (lower_bcast_row_sbuf(k, &r->vec_src[j], 0, r->d, x->P, elem_tile(&r->vec[j], x->P, 0, r->d))) continue;
     int64_t hs[2] = {0, 1};
     uint32_t hz[2] = {x->P, r->d};
     kir_dma(k, elem_tile(&r->vec[j], x->P, 0, r->d), kir_hbm_ap(&r->vec_src[j], 0, 2, hs, hz), OT_ENG_COUNT);
@@ -172,7 +187,8 @@ static void rows_group(rows_run *x, rows_pos *q, unsigned n) {
   }
   for (unsigned i = 0; i < n; i++)
     for (unsigned j = 0; j < r->n_out; j++)
-      kir_dma(r->c->k, elem_hbm_rows(&r->out[j], q[i].r0 * r->d, q[i].np, r->d, r->d), q[i].out[j], OT_ENG_COUNT);
+      kir_dma(r->c->k, elem_hbm_rows(&r->out[j], q[i].r0 * r->d, q[i].np, r->d, r->d), j == 0 && r->out_narrow ? q[i].in[0] : q[i].out[j],
+              OT_ENG_COUNT);
 }
 
 /* PSUM column sums -> SBUF -> HBM [d]: block j's sums sit on partitions 0..127 of column j. */
@@ -305,7 +321,7 @@ static bool body_softmax(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, 
   switch (step) {
   case 0: kir_reduce(k, nmax, in[0], OT_ALU_MAX, 1, true); return true;
   case 1: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_EXP, 1.0f, NULL, &nmax, &sum); return true;
-  case 2: kir_ts(k, OT_ENG_GPSIMD, out[0], out[0], OT_ALU_DIV, 0.0f, &sum, OT_ALU_BYPASS, 0.0f, NULL); return true;
+  case 2: kir_ts(k, OT_ENG_GPSIMD, r->out_narrow ? in[0] : out[0], out[0], OT_ALU_DIV, 0.0f, &sum, OT_ALU_BYPASS, 0.0f, NULL); return true;
   default: return false;
   }
 }
@@ -314,6 +330,7 @@ ot_status lower_elem_softmax(lower_ctx *c, const ot_gnode *n) {
   elem_rowop r;
   rows_init(&r, c, n, 1, 1, 0, 2, body_softmax);
   r.in_place = true;
+  r.out_narrow = true; /* where it can (16-bit x: not in place): x is dead after the exp */
   r.in[0] = c->hbm[n->in[0]];
   r.out[0] = c->hbm[n->out[0]];
   return elem_rows_run(&r);
@@ -365,7 +382,7 @@ static bool body_layernorm(elem_rowop *r, unsigned step, uint32_t t, uint32_t np
   case 4: kir_ts(k, OT_ENG_GPSIMD, rstd, rstd, OT_ALU_RSQRT, 0.0f, NULL, OT_ALU_BYPASS, 0.0f, NULL); return true;
   case 5: kir_ts(k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_ADD, 0.0f, &nmean, OT_ALU_MUL, 0.0f, &rstd); return true;
   case 6: elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL); return true;
-  case 7: elem_rows_vec_op(r, 1, np, &out[0], OT_ALU_ADD); return true;
+  case 7: elem_rows_vec_op2(r, 1, np, r->out_narrow ? &in[0] : &out[0], &out[0], OT_ALU_ADD); return true;
   default: return false;
   }
 }
@@ -383,7 +400,7 @@ static bool body_layernorm_bn(elem_rowop *r, unsigned step, uint32_t t, uint32_t
   case 0: case 1: case 2: rows_moments(r, step, np, &in[0], small); return true;
   case 3: kir_ts(k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_SUB, 0.0f, &mean, OT_ALU_MUL, 0.0f, &rstd); return true;
   case 4: elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL); return true;
-  case 5: kir_tt(k, OT_ENG_GPSIMD, out[0], out[0], elem_tile(&r->vec[1], np, 0, r->d), OT_ALU_ADD); return true;
+  case 5: kir_tt(k, OT_ENG_GPSIMD, r->out_narrow ? in[0] : out[0], out[0], elem_tile(&r->vec[1], np, 0, r->d), OT_ALU_ADD); return true;
   default: return false;
   }
 }
@@ -403,6 +420,7 @@ ot_status lower_elem_layernorm(lower_ctx *c, const ot_gnode *n) {
   r.in_order = lower_ceil_div(r.rows, elem_parts(c)) >= 2u * ELEM_BUFS;
   r.vec_src[0] = c->hbm[n->in[1]];
   r.vec_src[1] = c->hbm[n->in[2]];
+  r.out_narrow = true; /* where it can: x is dead after (x - mean) rstd */
   return elem_rows_run(&r);
 }
 

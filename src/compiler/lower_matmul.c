@@ -14,6 +14,7 @@
 ** only for the readers of its previous contents, so loads run ahead of the TensorE. */
 #include <string.h>
 
+#include "compiler/lower_bcast.h"
 #include "compiler/kir_attn.h"
 #include "compiler/lower.h"
 
@@ -121,6 +122,7 @@ static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, u
 }
 
 /* ---- B chunk: bbuf[kp, kk * ncols + n] for k-tiles kt0 .. kt0+kcn -------------------------- */
+#define LOAD_B_BYTES (64u * 1024u) /* a transfer's size: ~2-4 us on one queue */
 static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, uint32_t kt0, uint32_t kcn, uint64_t n0,
                    uint32_t ncols) {
   const gemm *g = r->g;
@@ -128,13 +130,17 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
   if (!g->b_nk) { /* b is [K, N] */
     uint32_t full = 0;
     while (full < kcn && (uint64_t)(kt0 + full + 1) * r->P <= g->K) full++;
-    if (full) { /* k-tile rows kt0..kt0+full as one transfer: partition p, free (kk, n) */
+    /* k-tile rows in transfers of about LOAD_B_BYTES (partition p, free (kk, n)): spread over
+    ** the queues, they arrive together, and the first matmuls need only the first ones */
+    uint32_t per = lower_ceil_div(LOAD_B_BYTES, (uint64_t)r->P * ncols * esz(g->mm));
+    for (uint32_t f0 = 0; f0 < full; f0 += per) {
+      uint32_t nk = lower_min_u32(per, full - f0);
       int64_t hs[3] = {(int64_t)g->N, (int64_t)(r->P * g->N), 1};
-      uint32_t hz[3] = {r->P, full, ncols};
+      uint32_t hz[3] = {r->P, nk, ncols};
       int32_t ss[2] = {(int32_t)ncols, 1};
-      uint32_t sz[2] = {full, ncols};
-      kir_dma(r->k, kir_ap(bb, 0, r->P, boff * esz(g->mm), g->mm, 2, ss, sz),
-              kir_hbm_ap(&g->b, base + (uint64_t)kt0 * r->P * g->N + n0, 3, hs, hz), OT_ENG_COUNT);
+      uint32_t sz[2] = {nk, ncols};
+      kir_dma(r->k, kir_ap(bb, 0, r->P, (boff + f0 * ncols) * esz(g->mm), g->mm, 2, ss, sz),
+              kir_hbm_ap(&g->b, base + (uint64_t)(kt0 + f0) * r->P * g->N + n0, 3, hs, hz), OT_ENG_COUNT);
     }
     if (full < kcn) {
       uint32_t kp = (uint32_t)(g->K - (uint64_t)(kt0 + full) * r->P);
@@ -197,7 +203,7 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
   kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + m * g->N + n0, 2, hs, hz), kir_ap2(st, mp, 0, ncols, g->ydt), OT_ENG_COUNT);
 }
 
-/* The bias row on every partition (partition stride 0), loaded once for the whole GEMM; a
+/* The bias row on every partition (repeated by the TensorE, lower_bcast.c), loaded once for the whole GEMM; a
 ** per-row bias as columns instead: element (p, j) = bias[j * MT + p], m-tile j's bias column. */
 static void load_bias(gemm_run *r) {
   if (r->g->bias_rows) {
@@ -214,9 +220,11 @@ static void load_bias(gemm_run *r) {
     }
     return;
   }
+  ot_ap dst = kir_ap2(&r->bias, r->P, 0, (uint32_t)r->g->N, OT_DT_FP32);
+  if (lower_bcast_row_sbuf(r->k, &r->g->bias, 0, (uint32_t)r->g->N, r->P, dst)) return;
   int64_t hs[2] = {0, 1};
   uint32_t hz[2] = {r->P, (uint32_t)r->g->N};
-  kir_dma(r->k, kir_ap2(&r->bias, r->P, 0, (uint32_t)r->g->N, OT_DT_FP32), kir_hbm_ap(&r->g->bias, 0, 2, hs, hz), OT_ENG_COUNT);
+  kir_dma(r->k, dst, kir_hbm_ap(&r->g->bias, 0, 2, hs, hz), OT_ENG_COUNT);
 }
 
 /* ---- one n-block of one m-block ------------------------------------------------------------- */

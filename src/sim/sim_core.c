@@ -250,6 +250,8 @@ static uint32_t insn_name(ot_sim *s, const sim_engine *e, uint32_t pc) {
 static void trace_event(ot_sim *s, uint32_t core, ot_track_kind tk, uint16_t track, ot_event_kind kind, ot_ps start,
                         ot_ps end, uint32_t name, uint32_t tag) {
   if (!s->opt.trace || end < start) return;
+  /* tag is an offset in the program's string pool; the trace keeps its own pool */
+  tag = tag && s->prog && tag < s->prog->strings_len ? ot_trace_string(&s->trace, ot_program_string(s->prog, tag)) : 0;
   ot_trace_event ev = {start, end - start, core, (uint8_t)tk, (uint8_t)kind, track, name, tag};
   ot_trace_add(&s->trace, &ev);
 }
@@ -596,8 +598,11 @@ static ot_status complete_dma(ot_sim *s, uint32_t idx, ot_ps now) {
   q->bytes += x->bytes;
   q->busy += now - x->start;
   ot_sim_stats_tag_add(&s->stats, in->tag, OT_ENG_COUNT, x->start, now);
-  s->stats.mem[x->src.mem].read += x->bytes;
-  s->stats.mem[x->dst.mem].written += x->bytes;
+  /* each side in its own type (a converting copy reads 4-byte and writes 2-byte elements); the
+  ** queue's bytes above are the transfer's cost bytes, the wider type */
+  bool indirect_x = x->idx.mem != OT_MEM_NONE;
+  s->stats.mem[x->src.mem].read += indirect_x ? x->bytes : (uint64_t)x->src.parts * x->src.free_elems * x->src.esize;
+  s->stats.mem[x->dst.mem].written += indirect_x ? x->bytes : (uint64_t)x->dst.parts * x->dst.free_elems * x->dst.esize;
   if (s->opt.trace) {
     const sim_engine *issuer = &s->eng[x->core * OT_ENG_COUNT + st->engine];
     trace_event(s, x->core, OT_TRACK_QUEUE, (uint16_t)x->queue, OT_EV_DMA, x->start, now, insn_name(s, issuer, x->pc), in->tag);

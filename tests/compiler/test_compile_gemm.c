@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 #include <opentrn/compile.h>
 #include <opentrn/device.h>
@@ -196,6 +197,59 @@ static void test_runtime_error_names_node(void **state) {
   ot_graph_free(g);
 }
 
+/* The trace names each instruction's graph node (args.tag), as the statistics do. */
+static void test_trace_names_node(void **state) {
+  (void)state;
+  gemm_case gc = {8, 16, 24, 1, false, false, true, false, false, false};
+  ot_graph *g = build(&gc);
+  ot_program *p = dev_compile(g, OT_DT_FP32);
+  ot_error err;
+  ot_error_clear(&err);
+  ot_device *d;
+  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+  assert_int_equal(ot_device_load(d, p), OT_OK);
+  float a[8 * 16], w[16 * 24];
+  fill(a, 8 * 16, 1);
+  fill(w, 16 * 24, 2);
+  assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, a, sizeof a), OT_OK);
+  assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, sizeof w), OT_OK);
+  ot_run_options ro;
+  ot_run_options_default(&ro);
+  ro.trace = true;
+  assert_int_equal(ot_device_run(d, &ro), OT_OK);
+  const char *path = OT_BINARY_DIR "/gemm_trace_tags.json";
+  assert_int_equal(ot_device_write_trace(d, path), OT_OK);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = malloc((size_t)n + 1);
+  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+  text[n] = '\0';
+  fclose(f);
+  remove(path);
+  cJSON *j = cJSON_Parse(text);
+  assert_non_null(j);
+  int tagged = 0, other = 0;
+  const cJSON *ev;
+  cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(j, "traceEvents")) {
+    const char *cat = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "cat"));
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ev, "name"));
+    if (!cat || !strcmp(cat, "wait") || (name && !strcmp(name, "halt"))) continue; /* a stream's end: no node */
+    const char *tag = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "args"), "tag"));
+    if (tag && !strcmp(tag, "fc")) tagged++;
+    else other++, fprintf(stderr, "event tagged %s: %s\n", tag ? tag : "(none)", name ? name : "");
+  }
+  assert_true(tagged > 10);
+  assert_int_equal(other, 0);
+  cJSON_Delete(j);
+  free(text);
+  ot_device_close(d);
+  ot_program_free(p);
+  ot_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_matmul_odd_shapes),
@@ -204,6 +258,7 @@ int main(void) {
     cmocka_unit_test(test_matmul_fused_transpose_a),
     cmocka_unit_test(test_linear_bias_gelu),
     cmocka_unit_test(test_runtime_error_names_node),
+    cmocka_unit_test(test_trace_names_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
