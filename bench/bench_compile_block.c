@@ -59,6 +59,7 @@ static ot_tid gpt2_block(ot_graph *g, ot_tid x, int64_t S) {
 typedef struct { double ms, hfu, mbu, compile_s, sim_s; unsigned long long insns; } result;
 
 static bool no_schedule, trace_written;
+static int runs_seen;
 
 static int run(const char *chip_name, ot_graph *g, result *r) {
   ot_error err;
@@ -80,7 +81,8 @@ static int run(const char *chip_name, ot_graph *g, result *r) {
   o.mode = OT_RUN_TIMING;
   o.insn_budget = 4000000000ull;
   const char *trace = getenv("BENCH_TRACE"); /* the first run's Perfetto trace, for reading the timeline */
-  o.trace = trace && !trace_written;
+  /* BENCH_TRACE_RUN=n: trace the n-th run instead (0 block, 1 layernorm, 2 softmax, ...) */
+  o.trace = trace && !trace_written && runs_seen++ == (getenv("BENCH_TRACE_RUN") ? atoi(getenv("BENCH_TRACE_RUN")) : 0);
   if (ot_device_run(d, &o)) { fprintf(stderr, "%s\n", ot_device_last_error(d)); return 1; }
   double t2 = now_s();
   ot_run_summary s;

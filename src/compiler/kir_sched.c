@@ -283,6 +283,7 @@ typedef struct {
   uint32_t npred;
   ilist succ;
   uint8_t res;                 /* engine whose stream holds it (DMA: its predicted issuer) */
+  uint8_t alt;                 /* a store's other possible issuer (the data's writer), else res */
   bool dma;
 } snode;
 
@@ -306,10 +307,22 @@ static ot_ps sched_dma_done(const kir *k, ot_ps *dma_free, ot_ps t, ot_ps dur) {
 /* When x can start.  A DMA is not issued while the queues hold more than SCHED_DMA_BACKLOG_PS
 ** of transfers: a queue runs its transfers in order, so a prefetch issued early would hold back
 ** a later transfer on the critical path; deferred, it is placed after that transfer. */
-static ot_ps snode_start(const snode *x, const ot_ps *free_at, ot_ps dma_free) {
-  ot_ps t = x->ready > free_at[x->res] ? x->ready : free_at[x->res];
+static ot_ps snode_start_on(const snode *x, uint8_t res, const ot_ps *free_at, ot_ps dma_free) {
+  ot_ps t = x->ready > free_at[res] ? x->ready : free_at[res];
   if (x->dma && dma_free > SCHED_DMA_BACKLOG_PS && dma_free - SCHED_DMA_BACKLOG_PS > t) t = dma_free - SCHED_DMA_BACKLOG_PS;
   return t;
+}
+
+/* A store goes to whichever of its issuers (Sync, or the engine that wrote the data) can issue
+** it first; the writer on a tie, which needs no semaphore.  Where an issue costs an engine
+** hundreds of ns (a hardware DGE, trn2: 600 ns), a busy compute engine leaves it to Sync. */
+static uint8_t snode_issuer(const snode *x, const ot_ps *free_at, ot_ps dma_free) {
+  if (x->alt == x->res) return x->res;
+  return snode_start_on(x, x->alt, free_at, dma_free) <= snode_start_on(x, x->res, free_at, dma_free) ? x->alt : x->res;
+}
+
+static ot_ps snode_start(const snode *x, const ot_ps *free_at, ot_ps dma_free) {
+  return snode_start_on(x, snode_issuer(x, free_at, dma_free), free_at, dma_free);
 }
 
 /* The ready instruction to place next: among those that can start within slack of the earliest,
@@ -334,8 +347,20 @@ static uint32_t pick_ready(const snode *s, const uint32_t *ready, uint32_t nread
   return best;
 }
 
-/* Order the window: out[0..n) = window indices in placement order. */
-static bool schedule_window(kir *k, uint32_t *out) {
+/* The engine that wrote a store's source last among its predecessors (the one the placement
+** would choose), or res. */
+static uint8_t store_writer(const kir *k, const ilist *pred, uint32_t i, uint8_t res) {
+  const kir_pend *p = &k->pend[i];
+  if (!p->dma || p->eng < OT_ENG_COUNT || p->in.o[1].ap.mem != OT_MEM_HBM || p->in.o[2].ap.mem == OT_MEM_HBM) return res;
+  int32_t best = -1;
+  for (uint32_t j = 0; j < pred->n; j++)
+    if (!k->pend[pred->v[j]].dma && pred->v[j] > best) best = pred->v[j];
+  return best >= 0 ? k->pend[best].eng : res;
+}
+
+/* Order the window: out[0..n) = window indices in placement order; issuer[i] = the engine that
+** issues DMA i. */
+static bool schedule_window(kir *k, uint32_t *out, uint8_t *issuer) {
   uint32_t n = k->n_pend;
   deps d;
   memset(&d, 0, sizeof d);
@@ -351,6 +376,7 @@ static bool schedule_window(kir *k, uint32_t *out) {
     s[i].dur = pend_duration(k, &k->pend[i]);
     s[i].prio = s[i].dur;
     s[i].res = pend_resource(&k->pend[i]);
+    s[i].alt = store_writer(k, &d.pred[i], i, s[i].res);
     s[i].dma = k->pend[i].dma;
     s[i].npred = d.pred[i].n;
     for (uint32_t j = 0; j < d.pred[i].n; j++) ilist_add(&d, &s[d.pred[i].v[j]].succ, (int32_t)i);
@@ -370,6 +396,7 @@ static bool schedule_window(kir *k, uint32_t *out) {
     uint32_t best = pick_ready(s, ready, nready, free_at, dma_free, SCHED_SLACK_PS);
     ot_ps best_t = snode_start(&s[ready[best]], free_at, dma_free);
     uint32_t i = ready[best];
+    s[i].res = issuer[i] = snode_issuer(&s[i], free_at, dma_free);
     ready[best] = ready[--nready];
     out[placed++] = i;
     ot_ps end = best_t + (k->pend[i].dma ? k->chip->dma.issue_ns * 1e3 : s[i].dur);
@@ -394,9 +421,11 @@ ot_status kir_flush(kir *k) {
   uint32_t n = k->n_pend;
   if (!n) return k->st;
   uint32_t *order = malloc(n * sizeof *order);
-  if (!order) return kir_fail(k, OT_ENOMEM, "out of memory");
-  if (!k->schedule || !schedule_window(k, order))
-    for (uint32_t i = 0; i < n; i++) order[i] = i; /* emission order (also if scheduling ran out of memory) */
+  uint8_t *issuer = malloc(n);
+  if (!order || !issuer) { free(order); free(issuer); return kir_fail(k, OT_ENOMEM, "out of memory"); }
+  for (uint32_t i = 0; i < n; i++) issuer[i] = k->pend[i].eng;
+  if (!k->schedule || !schedule_window(k, order, issuer))
+    for (uint32_t i = 0; i < n; i++) order[i] = i, issuer[i] = k->pend[i].eng; /* emission order (also if out of memory) */
   uint32_t keep_tag = k->tag;
   char keep_origin[sizeof k->origin];
   memcpy(keep_origin, k->origin, sizeof keep_origin);
@@ -404,12 +433,13 @@ ot_status kir_flush(kir *k) {
     const kir_pend *p = &k->pend[order[r]];
     k->tag = p->tag; /* waits placed for it carry its node, and so do messages */
     snprintf(k->origin, sizeof k->origin, "%s", ot_program_string(k->prog, p->tag));
-    if (p->dma) kir_place_dma(k, &p->in, (ot_engine)p->eng);
+    if (p->dma) kir_place_dma(k, &p->in, (ot_engine)issuer[order[r]]);
     else kir_place(k, (ot_engine)p->eng, &p->in);
   }
   k->tag = keep_tag;
   memcpy(k->origin, keep_origin, sizeof keep_origin);
   k->n_pend = 0;
   free(order);
+  free(issuer);
   return k->st;
 }

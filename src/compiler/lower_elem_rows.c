@@ -175,10 +175,9 @@ static void rows_load(rows_run *x, rows_pos *q) {
   for (unsigned j = 0; j < r->n_tmp; j++) q->tmp[j] = elem_tile(&b[rows_slot_tmp(r, j)], q->np, 0, r->d);
 }
 
-/* Loads of the group's tiles, their steps interleaved (step s of every tile, then s + 1), stores. */
-static void rows_group(rows_run *x, rows_pos *q, unsigned n) {
+/* A group's steps interleaved (step s of every tile, then s + 1), then its stores. */
+static void rows_group_compute(rows_run *x, rows_pos *q, unsigned n) {
   elem_rowop *r = x->r;
-  for (unsigned i = 0; i < n; i++) rows_load(x, &q[i]);
   bool more = true;
   for (unsigned s = 0; more && !kir_status(r->c->k); s++) {
     more = false;
@@ -221,15 +220,24 @@ ot_status elem_rows_run(elem_rowop *r) {
   if (rows_plan(&x) == OT_OK) {
     rows_load_vectors(&x);
     rows_alloc(&x);
-    rows_pos q[ELEM_GROUP];
-    unsigned n = 0;
+    /* software pipeline in emission order: group g + 1's loads, then group g's compute and
+    ** stores, so that a stream in emission order (Sync) never waits on a store before loading */
+    rows_pos q[2][ELEM_GROUP];
+    unsigned n = 0, cur = 0, prev_n = 0;
     uint32_t t = 0;
     for (uint64_t r0 = 0; r0 < r->rows && !kir_status(r->c->k); r0 += x.P, t++) {
-      q[n].t = t;
-      q[n].r0 = r0;
-      q[n++].np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
-      if (n == x.group || r0 + x.P >= r->rows) { rows_group(&x, q, n); n = 0; }
+      rows_pos *g = q[cur];
+      g[n].t = t;
+      g[n].r0 = r0;
+      g[n++].np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
+      if (n < x.group && r0 + x.P < r->rows) continue;
+      for (unsigned i = 0; i < n; i++) rows_load(&x, &g[i]);
+      if (prev_n) rows_group_compute(&x, q[cur ^ 1], prev_n);
+      prev_n = n;
+      n = 0;
+      cur ^= 1;
     }
+    if (prev_n && !kir_status(r->c->k)) rows_group_compute(&x, q[cur ^ 1], prev_n);
     for (unsigned a = 0; a < r->n_acc && !kir_status(r->c->k); a++) rows_store_acc(&x, a);
   }
   rows_release(&x);
