@@ -26,6 +26,8 @@
 #define A_BUDGET (96u * 1024u)       /* bytes per partition for the resident A^T block */
 #define CHUNK_BYTES (8u * 1024u)      /* bytes per partition of one B load */
 #define B_RES_BUDGET (32u * 1024u)    /* bytes per partition of one resident B slice (two are kept) */
+#define B_ALL_BUDGET (40u * 1024u)    /* bytes per partition of all of B, kept on chip (b_all) */
+#define B_ALL_MT 2                    /* m-tiles per m-block in b_all */
 
 typedef struct {
   uint32_t batches;
@@ -45,7 +47,8 @@ typedef struct {
   kir_buf at, b[B_BUFS], stage[STAGE_BUFS], bias, tmp, rbuf[STAGE_BUFS];
   bool stream_a;                     /* A^T does not fit: streamed with B, k-chunk by k-chunk */
   bool b_res;                        /* B slices resident, all of A^T resident: each read once */
-  kir_buf bres[2];
+  bool b_all;                        /* all of B resident, m-blocks outside (A^T double-buffered) */
+  kir_buf bres[2], at2;
   kir_buf as[B_BUFS];
   kir_buf acc[8], tp[2];             /* PSUM accumulators, transpose blocks */
   kir_buf anat[NAT_BUFS];            /* rows to transpose (A from [M, K], B from [N, K]) */
@@ -313,6 +316,19 @@ static ot_status gemm_plan(gemm_run *r) {
       r->mt_blk = banks / 2;
     }
   }
+  /* All of B on chip, m-blocks of B_ALL_MT tiles outside: A [M, K] mostly comes from a row-wise
+  ** op (a layernorm) that stores its rows a tile after another; an m-block then starts as soon as
+  ** its own rows are stored, where the schedules above need six or all of them for their first
+  ** matmuls (GPT-2 c_attn and c_fc after ln_1 / ln_2). */
+  uint64_t b_all_bytes = (uint64_t)r->KT * g->N * esz(g->mm);
+  if (!r->stream_a && !g->a_km && !g->b_nk && mtiles > B_ALL_MT && b_all_bytes <= B_ALL_BUDGET &&
+      kir_largest_free(r->k, OT_MEM_SBUF) >= b_all_bytes + 2u * r->KT * B_ALL_MT * r->MT * esz(g->mm) + 64u * 1024u) {
+    r->b_all = true;
+    r->b_res = false;
+    r->nt_blk = 1;
+    r->mt_blk = B_ALL_MT;
+    r->nsets = lower_min_u32(banks / B_ALL_MT, 8 / B_ALL_MT);
+  }
   uint32_t ncols = lower_min_u32(r->nt_blk * r->NT, (uint32_t)g->N);
   uint32_t mcols = lower_min_u32(r->mt_blk * r->MT, (uint32_t)g->M);
   uint32_t widest = r->stream_a && mcols > ncols ? mcols : ncols;
@@ -331,6 +347,10 @@ static ot_status gemm_alloc(gemm_run *r) {
     for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * mcols * esz(g->mm), &r->as[i]);
   else
     kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * (r->b_res ? (uint32_t)g->M : mcols) * esz(g->mm), &r->at);
+  if (r->b_all) {
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * mcols * esz(g->mm), &r->at2);
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * (uint32_t)g->N * esz(g->mm), &r->bres[0]);
+  }
   if (r->b_res)
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * ncols * esz(g->mm), &r->bres[i]);
   for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
@@ -361,7 +381,7 @@ static ot_status gemm_alloc(gemm_run *r) {
 /* Every buffer of the run (SBUF and PSUM), allocated or not; returns how many. */
 static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   unsigned n = 0;
-  kir_buf *one[] = {&r->at, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1]};
+  kir_buf *one[] = {&r->at, &r->at2, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1]};
   for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) all[n++] = one[i];
   for (int i = 0; i < 8; i++) all[n++] = &r->acc[i];
   for (int i = 0; i < B_BUFS; i++) { all[n++] = &r->as[i]; all[n++] = &r->b[i]; }
@@ -369,7 +389,7 @@ static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   for (int i = 0; i < STAGE_BUFS; i++) { all[n++] = &r->stage[i]; all[n++] = &r->rbuf[i]; }
   return n;
 }
-#define GEMM_NBUFS (7 + 8 + 2 * B_BUFS + NAT_BUFS + 2 * STAGE_BUFS)
+#define GEMM_NBUFS (8 + 8 + 2 * B_BUFS + NAT_BUFS + 2 * STAGE_BUFS)
 
 static void gemm_release(gemm_run *r) {
   kir_buf *all[GEMM_NBUFS];
@@ -428,6 +448,29 @@ static void gemm_b_resident(gemm_run *r, uint32_t bt, uint32_t mb, uint32_t nbk)
   }
 }
 
+/* b_all: B once, n-block by n-block (block j at element K-tiles x n0, its k-tile kt at + kt x
+** ncols); then m-blocks, each with its own A^T buffer (two alternate), over every n-block. */
+static void gemm_b_all(gemm_run *r, uint32_t bt, uint32_t mb, uint32_t nbk) {
+  const gemm *g = r->g;
+  for (uint64_t n0 = 0; n0 < g->N && !kir_status(r->k); n0 += nbk) {
+    uint32_t ncols = (uint32_t)(g->N - n0 < nbk ? g->N - n0 : nbk);
+    for (uint32_t kt0 = 0; kt0 < r->KT; kt0 += r->kc)
+      load_b(r, &r->bres[0], (uint32_t)(r->KT * n0) + kt0 * ncols, bt, kt0, lower_min_u32(r->kc, r->KT - kt0), n0, ncols);
+  }
+  uint32_t i = 0;
+  for (uint64_t m0 = 0; m0 < g->M && !kir_status(r->k); m0 += mb, i++) {
+    uint32_t mrows = (uint32_t)(g->M - m0 < mb ? g->M - m0 : mb);
+    const kir_buf *at = i % 2 ? &r->at2 : &r->at;
+    load_at(r, at, bt, m0, mrows, mb, 0, r->KT);
+    kview av = {at, mb, 0, 0};
+    for (uint64_t n0 = 0; n0 < g->N && !kir_status(r->k); n0 += nbk) {
+      uint32_t ncols = (uint32_t)(g->N - n0 < nbk ? g->N - n0 : nbk);
+      kview bv = {&r->bres[0], ncols, (uint32_t)(r->KT * n0), 0};
+      gemm_block(r, bt, m0, mrows, mb, n0, ncols, &av, &bv);
+    }
+  }
+}
+
 static ot_status gemm_lower(kir *k, const gemm *g) {
   gemm_run r;
   memset(&r, 0, sizeof r);
@@ -439,6 +482,10 @@ static ot_status gemm_lower(kir *k, const gemm *g) {
   for (uint32_t bt = 0; bt < g->batches && !kir_status(k); bt++) {
     if (r.b_res) {
       gemm_b_resident(&r, bt, mb, nbk);
+      continue;
+    }
+    if (r.b_all) {
+      gemm_b_all(&r, bt, mb, nbk);
       continue;
     }
     for (uint64_t m0 = 0; m0 < g->M && !kir_status(k); m0 += mb) {

@@ -141,6 +141,16 @@ static void test_matmul_spill_long_k(void **state) {
   run_case(&d);
 }
 
+/* All of B on chip, m-blocks of two tiles outside (b_all): many m-blocks with a partial last one,
+** several n-blocks with a partial last one, bias and gelu in the epilogue. */
+static void test_linear_rows_outer(void **state) {
+  (void)state;
+  gemm_case c = {1000, 300, 700, 1, false, false, true, true, true, true};
+  run_case(&c);
+  gemm_case d = {520, 130, 1030, 1, false, false, true, true, false, false};
+  run_case(&d);
+}
+
 static void test_matmul_transpose_b(void **state) {
   (void)state;
   gemm_case c = {130, 140, 150, 1, true, false, false, false, false, true};
@@ -254,6 +264,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_matmul_odd_shapes),
     cmocka_unit_test(test_matmul_transpose_b),
+    cmocka_unit_test(test_linear_rows_outer),
     cmocka_unit_test(test_matmul_spill_long_k),
     cmocka_unit_test(test_matmul_fused_transpose_a),
     cmocka_unit_test(test_linear_bias_gelu),
