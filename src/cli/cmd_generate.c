@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 #include "model/generate.h"
 
-#define GEN_MAX_PROMPTS 64
+#define GEN_MAX_PROMPTS 64 /* the "bad value" message names it too */
 
 static const char gen_usage[] =
   "usage: opentrn generate --model M --prompt TEXT [--prompt TEXT ...] [options]\n"
@@ -62,6 +62,15 @@ static int gen_parse_num(const char *name, const char *v, gen_cli *c) {
   return 0;
 }
 
+/* What a bad value of option name should have been (for the message). */
+static const char *gen_expects(const char *name) {
+  if (!strcmp(name, "--max-tokens") || !strcmp(name, "--top-k")) return "an integer from 0 to 1000000";
+  if (!strcmp(name, "--temperature") || !strcmp(name, "--top-p")) return "a number from 0 to 1e6";
+  if (!strcmp(name, "--seed")) return "a non-negative integer";
+  if (!strcmp(name, "--prompt")) return "at most 64 prompts (GEN_MAX_PROMPTS)";
+  return "a valid value";
+}
+
 static int gen_parse_str(const char *name, const char *v, gen_cli *c) {
   if (!strcmp(name, "--model")) c->model = v;
   else if (!strcmp(name, "--weights")) c->weights = v;
@@ -83,7 +92,7 @@ static int gen_parse(int argc, char **argv, gen_cli *c) {
     if (i + 1 >= argc) { fprintf(stderr, "opentrn generate: '%s' needs a value (or is unknown)\n%s", a, gen_usage); return -1; }
     int r = gen_parse_num(a, argv[i + 1], c);
     if (!r) r = gen_parse_str(a, argv[i + 1], c);
-    if (r < 0) { fprintf(stderr, "opentrn generate: bad value '%s' for %s\n", argv[i + 1], a); return -1; }
+    if (r < 0) { fprintf(stderr, "opentrn generate: bad value '%s' for %s: expected %s\n", argv[i + 1], a, gen_expects(a)); return -1; }
     if (!r) { fprintf(stderr, "opentrn generate: unknown option '%s'\n%s", a, gen_usage); return -1; }
     i++;
   }

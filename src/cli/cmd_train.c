@@ -81,6 +81,17 @@ static int train_number_opt(train_opts *o, const char *name, const char *v) {
   return 0;
 }
 
+/* The library's message without its own "train: " prefix (the command line adds "opentrn train: "). */
+static const char *train_msg(const char *m) { return strncmp(m, "train: ", 7) ? m : m + 7; }
+
+/* What a bad value of option name should have been (for the message). */
+static const char *train_expects(const char *name) {
+  if (!strcmp(name, "--cores")) return "a positive integer or 'all'";
+  if (!strcmp(name, "--lr") || !strcmp(name, "--min-lr") || !strcmp(name, "--weight-decay") || !strcmp(name, "--max-norm"))
+    return "a number";
+  return "a non-negative integer";
+}
+
 static int train_string_opt(train_opts *o, const char *name, const char *v) {
   if (!strcmp(name, "--model")) o->model = v;
   else if (!strcmp(name, "--data")) o->data = v;
@@ -101,7 +112,7 @@ static int train_parse(int argc, char **argv, train_opts *o, bool *check) {
     if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
     if (i + 1 >= argc) { fprintf(stderr, "opentrn train: '%s' needs a value (or is unknown)\n%s", a, train_usage); return -1; }
     int r = train_number_opt(o, a, argv[i + 1]);
-    if (r < 0) { fprintf(stderr, "opentrn train: bad value '%s' for %s\n", argv[i + 1], a); return -1; }
+    if (r < 0) { fprintf(stderr, "opentrn train: bad value '%s' for %s: expected %s\n", argv[i + 1], a, train_expects(a)); return -1; }
     if (!r && !train_string_opt(o, a, argv[i + 1])) {
       fprintf(stderr, "opentrn train: unknown option '%s'\n%s", a, train_usage);
       return -1;
@@ -118,7 +129,7 @@ static int train_check_numerics(const train_opts *o) {
   ot_error_clear(&err);
   bool passed = false;
   if (numerics_check_train(o, stdout, &passed, &err)) {
-    fprintf(stderr, "opentrn train: %s\n", err.msg);
+    fprintf(stderr, "opentrn train: %s\n", train_msg(err.msg));
     return CLI_REJECTED;
   }
   return passed ? CLI_OK : CLI_REJECTED;
@@ -142,7 +153,7 @@ int cli_train(int argc, char **argv) {
   ot_error_clear(&err);
   trainer *t = NULL;
   if (train_open(&o, &t, &err) || train_run(t, stdout, &err)) {
-    fprintf(stderr, "opentrn train: %s\n", err.msg);
+    fprintf(stderr, "opentrn train: %s\n", train_msg(err.msg));
     train_free(t);
     return CLI_REJECTED;
   }
