@@ -56,4 +56,17 @@ static inline ot_program *dev_compile_for(const ot_graph *g, const char *chip_na
 
 static inline ot_program *dev_compile(const ot_graph *g, ot_dtype mm) { return dev_compile_for(g, "trn2", mm); }
 
+/* Run the loaded program with the race checker on (and nan_trap as asked): the run must succeed
+** and leave nothing in the run log (no race, no warning); label names the case on failure. */
+static inline void dev_run_checked(ot_device *d, const char *label, bool nan_trap) {
+  ot_run_options ro;
+  ot_run_options_default(&ro);
+  ro.race_check = true;
+  ro.nan_trap = nan_trap;
+  ot_status st = ot_device_run(d, &ro);
+  if (st) fprintf(stderr, "%s: %s\n", label, ot_device_last_error(d));
+  assert_int_equal(st, OT_OK);
+  assert_string_equal(ot_device_run_log(d), "");
+}
+
 #endif

@@ -17,6 +17,7 @@
 
 #include "compiler/kir.h"
 #include "compiler/device_io.h"
+#include "util/fileio.h"
 
 static float bf16_round(float x) { return ot_bf16_to_f32(ot_f32_to_bf16(x)); }
 
@@ -99,13 +100,7 @@ static void run_case(const gemm_case *gc) {
   assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, a, na * 4), OT_OK);
   assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, nw * 4), OT_OK);
   if (gc->bias) assert_int_equal(ot_device_write(d, "bias", OT_DT_FP32, bias, (size_t)gc->N * 4), OT_OK);
-  ot_run_options ro;
-  ot_run_options_default(&ro);
-  ro.race_check = true;
-  ot_status st = ot_device_run(d, &ro);
-  if (st) fprintf(stderr, "%s\n", ot_device_last_error(d));
-  assert_int_equal(st, OT_OK);
-  assert_string_equal(ot_device_run_log(d), "");
+  dev_run_checked(d, "gemm", false);
   assert_int_equal(ot_device_read(d, "y", OT_DT_FP32, y, ny * 4), OT_OK);
   reference(gc, a, w, bias, ref);
   double tol = 1e-5 * sqrt((double)gc->K) + 1e-6;
@@ -171,29 +166,38 @@ static void test_linear_bias_gelu(void **state) {
   run_case(&d);
 }
 
-/* A run-time error in compiled code names the graph node, not only the instruction. */
-static void test_runtime_error_names_node(void **state) {
-  (void)state;
+/* A small linear "fc" compiled (fp32) and loaded on a trn2 device with its inputs written;
+** a[5] = NaN when asked.  The caller runs it and frees *g, *p and the device. */
+static ot_device *fc_device(bool nan, ot_graph **g, ot_program **p) {
   gemm_case gc = {8, 16, 24, 1, false, false, true, false, false, false};
-  ot_graph *g = build(&gc);
+  *g = build(&gc);
+  *p = dev_compile(*g, OT_DT_FP32);
   ot_error err;
   ot_error_clear(&err);
-  ot_chip *chip = NULL;
-  ot_program *p = NULL;
-  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
-  ot_compile_options o;
-  ot_compile_options_default(&o);
-  o.matmul_dtype = OT_DT_FP32;
-  assert_int_equal(ot_compile(g, chip, &o, &p, &err), OT_OK);
   ot_device *d;
   assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
-  assert_int_equal(ot_device_load(d, p), OT_OK);
+  assert_int_equal(ot_device_load(d, *p), OT_OK);
   float a[8 * 16], w[16 * 24];
   fill(a, 8 * 16, 1);
   fill(w, 16 * 24, 2);
-  a[5] = NAN;
+  if (nan) a[5] = NAN;
   assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, a, sizeof a), OT_OK);
   assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, sizeof w), OT_OK);
+  return d;
+}
+
+static void fc_free(ot_device *d, ot_graph *g, ot_program *p) {
+  ot_device_close(d);
+  ot_program_free(p);
+  ot_graph_free(g);
+}
+
+/* A run-time error in compiled code names the graph node, not only the instruction. */
+static void test_runtime_error_names_node(void **state) {
+  (void)state;
+  ot_graph *g;
+  ot_program *p;
+  ot_device *d = fc_device(true, &g, &p);
   ot_run_options ro;
   ot_run_options_default(&ro);
   ro.nan_trap = true;
@@ -201,43 +205,24 @@ static void test_runtime_error_names_node(void **state) {
   const char *msg = ot_device_last_error(d);
   if (!strstr(msg, "(graph node 'fc')")) fprintf(stderr, "message: %s\n", msg);
   assert_non_null(strstr(msg, "(graph node 'fc')"));
-  ot_device_close(d);
-  ot_program_free(p);
-  ot_chip_free(chip);
-  ot_graph_free(g);
+  fc_free(d, g, p);
 }
 
 /* The trace names each instruction's graph node (args.tag), as the statistics do. */
 static void test_trace_names_node(void **state) {
   (void)state;
-  gemm_case gc = {8, 16, 24, 1, false, false, true, false, false, false};
-  ot_graph *g = build(&gc);
-  ot_program *p = dev_compile(g, OT_DT_FP32);
-  ot_error err;
-  ot_error_clear(&err);
-  ot_device *d;
-  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
-  assert_int_equal(ot_device_load(d, p), OT_OK);
-  float a[8 * 16], w[16 * 24];
-  fill(a, 8 * 16, 1);
-  fill(w, 16 * 24, 2);
-  assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, a, sizeof a), OT_OK);
-  assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, sizeof w), OT_OK);
+  ot_graph *g;
+  ot_program *p;
+  ot_device *d = fc_device(false, &g, &p);
   ot_run_options ro;
   ot_run_options_default(&ro);
   ro.trace = true;
   assert_int_equal(ot_device_run(d, &ro), OT_OK);
   const char *path = OT_BINARY_DIR "/gemm_trace_tags.json";
   assert_int_equal(ot_device_write_trace(d, path), OT_OK);
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
-  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-  text[n] = '\0';
-  fclose(f);
+  char *text;
+  size_t n;
+  assert_int_equal(ot_file_read(path, &text, &n, NULL), OT_OK);
   remove(path);
   cJSON *j = cJSON_Parse(text);
   assert_non_null(j);
@@ -255,9 +240,7 @@ static void test_trace_names_node(void **state) {
   assert_int_equal(other, 0);
   cJSON_Delete(j);
   free(text);
-  ot_device_close(d);
-  ot_program_free(p);
-  ot_graph_free(g);
+  fc_free(d, g, p);
 }
 
 int main(void) {

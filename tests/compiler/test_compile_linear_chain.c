@@ -102,13 +102,7 @@ static void run_chain(const chain_case *cc) {
   assert_int_equal(ot_device_write(d, "w2", OT_DT_FP32, w2v, nw2 * 4), OT_OK);
   assert_int_equal(ot_device_write(d, "b2", OT_DT_FP32, b2v, (size_t)cc->N * 4), OT_OK);
   if (cc->resid) assert_int_equal(ot_device_write(d, "r", OT_DT_FP32, rv, ny * 4), OT_OK);
-  ot_run_options ro;
-  ot_run_options_default(&ro);
-  ro.race_check = true;
-  ot_status st = ot_device_run(d, &ro);
-  if (st) fprintf(stderr, "%s\n", ot_device_last_error(d));
-  assert_int_equal(st, OT_OK);
-  assert_string_equal(ot_device_run_log(d), "");
+  dev_run_checked(d, "linear chain", false);
   assert_int_equal(ot_device_read(d, "y", OT_DT_FP32, yv, ny * 4), OT_OK);
   reference(cc, xv, w1v, b1v, w2v, b2v, rv, ref);
   double tol = 1e-5 * sqrt((double)(cc->K + cc->H)) + 1e-6;

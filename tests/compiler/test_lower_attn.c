@@ -94,14 +94,7 @@ static void run_graph(const char *label, ot_graph *g, const case_opts *o) {
   assert_int_equal(ot_device_load(d, p), OT_OK);
   for (uint32_t t = 0; t < g->n_t; t++)
     if (g->t[t].role == OT_GROLE_INPUT || g->t[t].role == OT_GROLE_WEIGHT) dev_put(d, &g->t[t], vals[t]);
-  ot_run_options ro;
-  ot_run_options_default(&ro);
-  ro.race_check = true;
-  ro.nan_trap = true;
-  ot_status st = ot_device_run(d, &ro);
-  if (st) fprintf(stderr, "%s: %s\n", label, ot_device_last_error(d));
-  assert_int_equal(st, OT_OK);
-  assert_string_equal(ot_device_run_log(d), "");
+  dev_run_checked(d, label, true);
   ot_run_summary sum;
   if (ot_device_summary(d, &sum) == OT_OK) printf("%s: %.2f us simulated, %llu instructions\n", label,
                                                   (double)sum.time_ps / 1e6, (unsigned long long)sum.insns);

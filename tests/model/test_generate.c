@@ -77,14 +77,7 @@ static void run_graph(const char *label, ot_graph *g, ot_dtype mm, double tol, c
   assert_int_equal(ot_device_load(d, p), OT_OK);
   for (uint32_t t = 0; t < g->n_t; t++)
     if (g->t[t].role == OT_GROLE_INPUT || g->t[t].role == OT_GROLE_WEIGHT) dev_put(d, &g->t[t], vals[t]);
-  ot_run_options ro;
-  ot_run_options_default(&ro);
-  ro.race_check = true;
-  ro.nan_trap = true;
-  ot_status st = ot_device_run(d, &ro);
-  if (st) fprintf(stderr, "%s: %s\n", label, ot_device_last_error(d));
-  assert_int_equal(st, OT_OK);
-  assert_string_equal(ot_device_run_log(d), "");
+  dev_run_checked(d, label, true);
   for (uint32_t t = 0; t < g->n_t; t++) {
     bool is_cache = cache && (ot_tid)t == cache_out;
     if (!g->t[t].is_output && !is_cache) continue;

@@ -335,18 +335,18 @@ static void test_cli(void **state) {
   assert_null(strstr(out, "step 4/6"));
   free(out);
   /* a bad value: exit 2, the message says what was expected */
-  snprintf(cmd, sizeof cmd, "%s/opentrn train --model gpt2-tiny --data %s --steps x > %s 2>&1", OT_BINARY_DIR,
-           mt_path(dir, "text.txt"), mt_path(dir, "out3.txt"));
-  assert_int_equal(WEXITSTATUS(system(cmd)), 2);
-  out = mt_read(mt_path(dir, "out3.txt"), &n);
-  assert_non_null(strstr(out, "bad value 'x' for --steps: expected a non-negative integer"));
-  free(out);
-  snprintf(cmd, sizeof cmd, "%s/opentrn train --model gpt2-tiny --data %s --cores 0 > %s 2>&1", OT_BINARY_DIR,
-           mt_path(dir, "text.txt"), mt_path(dir, "out3.txt"));
-  assert_int_equal(WEXITSTATUS(system(cmd)), 2);
-  out = mt_read(mt_path(dir, "out3.txt"), &n);
-  assert_non_null(strstr(out, "bad value '0' for --cores: expected a positive integer or 'all'"));
-  free(out);
+  static const char *const bad[][2] = {
+    {"--steps x", "bad value 'x' for --steps: expected a non-negative integer"},
+    {"--cores 0", "bad value '0' for --cores: expected a positive integer or 'all'"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(cmd, sizeof cmd, "%s/opentrn train --model gpt2-tiny --data %s %s > %s 2>&1", OT_BINARY_DIR,
+             mt_path(dir, "text.txt"), bad[i][0], mt_path(dir, "out3.txt"));
+    assert_int_equal(WEXITSTATUS(system(cmd)), 2);
+    out = mt_read(mt_path(dir, "out3.txt"), &n);
+    assert_non_null(strstr(out, bad[i][1]));
+    free(out);
+  }
 }
 
 int main(void) {
