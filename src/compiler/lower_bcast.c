@@ -11,12 +11,22 @@
 
 #include <string.h>
 
+typedef struct {
+  kir *k;
+  kir_buf row;  /* partition 0: the row (n elements), then P ones, in the HBM tensor's type */
+  uint32_t n, P;
+  ot_dtype dt;
+  bool ok;
+} lower_bcast;
+
 /* Bytes of a PSUM bank on this chip (0 if the chip has no banks). */
 static uint32_t bcast_bank_bytes(const ot_chip *chip) {
   return chip->psum.banks ? (uint32_t)(chip->psum.bytes_per_partition / chip->psum.banks) : 0;
 }
 
-ot_status lower_bcast_begin(kir *k, const kir_hbm *src, uint64_t eoff, uint32_t n, uint32_t P, lower_bcast *b) {
+/* Load elements [eoff, eoff + n) of src onto partition 0, and P ones beside them.  OT_ENOMEM
+** (nothing emitted, no error recorded) when SBUF has no room. */
+static ot_status lower_bcast_begin(kir *k, const kir_hbm *src, uint64_t eoff, uint32_t n, uint32_t P, lower_bcast *b) {
   memset(b, 0, sizeof *b);
   b->k = k;
   b->n = n;
@@ -34,11 +44,12 @@ ot_status lower_bcast_begin(kir *k, const kir_hbm *src, uint64_t eoff, uint32_t 
   return kir_status(k);
 }
 
-ot_status lower_bcast_chunk(lower_bcast *b, uint32_t c0, uint32_t len, ot_ap psum_dst) {
+/* psum_dst [P, len] fp32 (one bank) = row elements [c0, c0 + len) on every partition. */
+static ot_status lower_bcast_chunk(lower_bcast *b, uint32_t c0, uint32_t len, ot_ap psum_dst) {
   return kir_matmul(b->k, psum_dst, kir_ap2(&b->row, 1, b->n, b->P, b->dt), kir_ap2(&b->row, 1, c0, len, b->dt), false);
 }
 
-void lower_bcast_end(lower_bcast *b) {
+static void lower_bcast_end(lower_bcast *b) {
   if (b->ok) kir_release(b->k, &b->row);
   b->ok = false;
 }
