@@ -3,11 +3,11 @@
 ** x [..., d] is processed as rows = product of the leading dims, one row per partition, 128
 ** rows per tile (the last tile partial), the whole row on the free axis so that a row's
 ** statistics are per-partition scalars ([P, 1] APs) the engines apply in one instruction.
-** gamma / beta are loaded once and repeated along the partitions by the TensorE (lower_bcast.c).  Column sums over
-** all rows (dgamma, dbeta) accumulate on the TensorE: for each 128-column block, the tile's
-** block is the stationary and a ones column the moving operand, so PSUM holds the block's sums
-** on its partitions and a chain of acc=1 matmuls adds the rows in order 0, 1, 2, ... exactly as
-** the reference evaluator does. */
+** gamma / beta are loaded once and repeated along the partitions by the TensorE (lower_bcast.c).
+** Column sums over all rows (dgamma, dbeta) accumulate on the TensorE: for each 128-column
+** block, the tile's block is the stationary and a ones column the moving operand, so PSUM holds
+** the block's sums on its partitions and a chain of acc=1 matmuls adds the rows in order 0, 1,
+** 2, ... exactly as the reference evaluator does. */
 #include <string.h>
 
 #include "compiler/lower_bcast.h"
@@ -175,9 +175,10 @@ static void rows_load(rows_run *x, rows_pos *q) {
   for (unsigned j = 0; j < r->n_tmp; j++) q->tmp[j] = elem_tile(&b[rows_slot_tmp(r, j)], q->np, 0, r->d);
 }
 
-/* A group's steps interleaved (step s of every tile, then s + 1), then its stores. */
-static void rows_group_compute(rows_run *x, rows_pos *q, unsigned n) {
+/* Loads of the group's tiles, their steps interleaved (step s of every tile, then s + 1), stores. */
+static void rows_group(rows_run *x, rows_pos *q, unsigned n) {
   elem_rowop *r = x->r;
+  for (unsigned i = 0; i < n; i++) rows_load(x, &q[i]);
   bool more = true;
   for (unsigned s = 0; more && !kir_status(r->c->k); s++) {
     more = false;
@@ -220,24 +221,15 @@ ot_status elem_rows_run(elem_rowop *r) {
   if (rows_plan(&x) == OT_OK) {
     rows_load_vectors(&x);
     rows_alloc(&x);
-    /* software pipeline in emission order: group g + 1's loads, then group g's compute and
-    ** stores, so that a stream in emission order (Sync) never waits on a store before loading */
-    rows_pos q[2][ELEM_GROUP];
-    unsigned n = 0, cur = 0, prev_n = 0;
+    rows_pos q[ELEM_GROUP];
+    unsigned n = 0;
     uint32_t t = 0;
     for (uint64_t r0 = 0; r0 < r->rows && !kir_status(r->c->k); r0 += x.P, t++) {
-      rows_pos *g = q[cur];
-      g[n].t = t;
-      g[n].r0 = r0;
-      g[n++].np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
-      if (n < x.group && r0 + x.P < r->rows) continue;
-      for (unsigned i = 0; i < n; i++) rows_load(&x, &g[i]);
-      if (prev_n) rows_group_compute(&x, q[cur ^ 1], prev_n);
-      prev_n = n;
-      n = 0;
-      cur ^= 1;
+      q[n].t = t;
+      q[n].r0 = r0;
+      q[n++].np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
+      if (n == x.group || r0 + x.P >= r->rows) { rows_group(&x, q, n); n = 0; }
     }
-    if (prev_n && !kir_status(r->c->k)) rows_group_compute(&x, q[cur ^ 1], prev_n);
     for (unsigned a = 0; a < r->n_acc && !kir_status(r->c->k); a++) rows_store_acc(&x, a);
   }
   rows_release(&x);

@@ -206,8 +206,8 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
   kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + m * g->N + n0, 2, hs, hz), kir_ap2(st, mp, 0, ncols, g->ydt), OT_ENG_COUNT);
 }
 
-/* The bias row on every partition (repeated by the TensorE, lower_bcast.c), loaded once for the whole GEMM; a
-** per-row bias as columns instead: element (p, j) = bias[j * MT + p], m-tile j's bias column. */
+/* The bias row on every partition (repeated by the TensorE, lower_bcast.c), loaded once for the
+** whole GEMM; a per-row bias as columns instead: element (p, j) = bias[j * MT + p], m-tile j's bias column. */
 static void load_bias(gemm_run *r) {
   if (r->g->bias_rows) {
     uint32_t M = (uint32_t)r->g->M, nfull = M / r->MT, rem = M % r->MT;
@@ -452,7 +452,7 @@ static void gemm_b_resident(gemm_run *r, uint32_t bt, uint32_t mb, uint32_t nbk)
 ** ncols); then m-blocks, each with its own A^T buffer (two alternate), over every n-block. */
 static void gemm_b_all(gemm_run *r, uint32_t bt, uint32_t mb, uint32_t nbk) {
   const gemm *g = r->g;
-  for (uint64_t n0 = 0; n0 < g->N && !kir_status(r->k); n0 += nbk) {
+  for (uint64_t n0 = 0; (bt == 0 || g->b_bs) && n0 < g->N && !kir_status(r->k); n0 += nbk) { /* B shared by batches: once */
     uint32_t ncols = (uint32_t)(g->N - n0 < nbk ? g->N - n0 : nbk);
     for (uint32_t kt0 = 0; kt0 < r->KT; kt0 += r->kc)
       load_b(r, &r->bres[0], (uint32_t)(r->KT * n0) + kt0 * ncols, bt, kt0, lower_min_u32(r->kc, r->KT - kt0), n0, ncols);

@@ -137,13 +137,15 @@ static void test_matmul_spill_long_k(void **state) {
 }
 
 /* All of B on chip, m-blocks of two tiles outside (b_all): many m-blocks with a partial last one,
-** several n-blocks with a partial last one, bias and gelu in the epilogue. */
+** several n-blocks with a partial last one, bias and gelu in the epilogue, a batch sharing B. */
 static void test_linear_rows_outer(void **state) {
   (void)state;
   gemm_case c = {1000, 300, 700, 1, false, false, true, true, true, true};
   run_case(&c);
   gemm_case d = {520, 130, 1030, 1, false, false, true, true, false, false};
   run_case(&d);
+  gemm_case e = {300, 130, 600, 2, false, false, false, false, false, true}; /* B shared by 2 batches: loaded once */
+  run_case(&e);
 }
 
 static void test_matmul_transpose_b(void **state) {
