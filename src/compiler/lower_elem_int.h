@@ -86,6 +86,17 @@ ot_status elem_pw_run(elem_pw *pw);
 
 /* ---- row tiling (lower_elem_rows.c) -------------------------------------------------------- */
 typedef struct elem_rowop elem_rowop;
+
+/* A body may compute a tile in one of several ways that load the engines differently; each tile
+** takes the way that keeps the busiest engine least busy so far (elem_balance_pick), from
+** estimated engine time per tile.  Deterministic: it depends on shapes and the chip only. */
+#define ELEM_MAX_WAYS 2
+typedef struct {
+  unsigned n;                                 /* ways (0: the body has one) */
+  double cost[ELEM_MAX_WAYS][OT_ENG_COUNT];   /* estimated ns per tile on each engine */
+  bool pool_vector_gpsimd;                    /* they share one SBUF port: count them as one engine */
+  double load[OT_ENG_COUNT];                  /* so far */
+} elem_balance;
 /* Emit step `step` of a tile's computation; false when the body has fewer steps.  The driver
 ** interleaves the steps of ELEM_GROUP tiles (see elem_insn). */
 typedef bool (*elem_row_body)(elem_rowop *r, unsigned step, uint32_t tile, uint32_t np, const ot_ap *in,
@@ -112,7 +123,13 @@ struct elem_rowop {
   kir_hbm acc_out[2];
   elem_row_body body;
   float eps;
+  unsigned stage2;               /* the body's second stage starts at this step (0: one stage) */
+  elem_balance bal;
+  bool store_sync;              /* the Sync engine issues the stores, one group late (else the writer) */
+  uint8_t way[ELEM_BUFS];       /* per tile in flight (tile % ELEM_BUFS): the way it is computed */
 };
+/* The way for the next tile (call at its step 0, tiles in order). */
+unsigned elem_balance_pick(elem_rowop *r, uint32_t tile);
 ot_status elem_rows_run(elem_rowop *r);
 /* Add column sums of src [np, d] (fp32, on chip) into accumulator a over all tiles (TensorE:
 ** src^T . ones, 128 columns per matmul, accumulating in PSUM in row order). */

@@ -175,20 +175,60 @@ static void rows_load(rows_run *x, rows_pos *q) {
   for (unsigned j = 0; j < r->n_tmp; j++) q->tmp[j] = elem_tile(&b[rows_slot_tmp(r, j)], q->np, 0, r->d);
 }
 
-/* Loads of the group's tiles, their steps interleaved (step s of every tile, then s + 1), stores. */
-static void rows_group(rows_run *x, rows_pos *q, unsigned n) {
+static void rows_store(rows_run *x, const rows_pos *q) {
   elem_rowop *r = x->r;
-  for (unsigned i = 0; i < n; i++) rows_load(x, &q[i]);
+  for (unsigned j = 0; j < r->n_out; j++)
+    kir_dma(r->c->k, elem_hbm_rows(&r->out[j], q->r0 * r->d, q->np, r->d, r->d),
+            j == 0 && r->out_narrow ? q->in[0] : q->out[j], r->store_sync ? OT_ENG_SYNC : OT_ENG_COUNT);
+}
+
+typedef struct {
+  rows_pos q[ELEM_GROUP];
+  unsigned n;
+} rows_grp;
+
+/* Steps from..to-1 (or until no body has more) of the group's tiles, interleaved: step s of every
+** tile, then s + 1. */
+static void rows_steps(rows_run *x, const rows_grp *g, unsigned from, unsigned to) {
+  elem_rowop *r = x->r;
   bool more = true;
-  for (unsigned s = 0; more && !kir_status(r->c->k); s++) {
+  for (unsigned s = from; s < to && more && !kir_status(r->c->k); s++) {
     more = false;
-    for (unsigned i = 0; i < n; i++)
-      more |= r->body(r, s, q[i].t, q[i].np, q[i].in, q[i].out, q[i].tmp, &x->small[q[i].t % x->nb]);
+    for (unsigned i = 0; i < g->n; i++) {
+      const rows_pos *q = &g->q[i];
+      more |= r->body(r, s, q->t, q->np, q->in, q->out, q->tmp, &x->small[q->t % x->nb]);
+    }
   }
-  for (unsigned i = 0; i < n; i++)
-    for (unsigned j = 0; j < r->n_out; j++)
-      kir_dma(r->c->k, elem_hbm_rows(&r->out[j], q[i].r0 * r->d, q[i].np, r->d, r->d), j == 0 && r->out_narrow ? q[i].in[0] : q[i].out[j],
-              OT_ENG_COUNT);
+}
+
+/* The group's stores: issued by the data's writer, now; or by the Sync engine (r->store_sync),
+** which would wait in its stream for the writer, so one group later (*held), data about ready. */
+static void rows_stores(rows_run *x, const rows_grp *g, rows_grp *held) {
+  for (unsigned i = 0; i < held->n; i++) rows_store(x, &held->q[i]);
+  held->n = 0;
+  if (!g) return;
+  if (x->r->store_sync) *held = *g;
+  else
+    for (unsigned i = 0; i < g->n; i++) rows_store(x, &g->q[i]);
+}
+
+/* One group: its loads and steps; where the body splits its steps in two stages (r->stage2), the
+** group's first stage is followed by the previous group's second stage and stores, so that the
+** engines of the second stage work on group g - 1 while those of the first work on group g. */
+static void rows_group(rows_run *x, rows_grp *g, rows_grp *prev, rows_grp *held) {
+  elem_rowop *r = x->r;
+  for (unsigned i = 0; i < g->n; i++) rows_load(x, &g->q[i]);
+  if (!r->stage2) {
+    rows_steps(x, g, 0, UINT32_MAX);
+    rows_stores(x, g, held);
+    return;
+  }
+  rows_steps(x, g, 0, r->stage2);
+  if (prev->n) {
+    rows_steps(x, prev, r->stage2, UINT32_MAX);
+    rows_stores(x, prev, held);
+  }
+  *prev = *g;
 }
 
 /* PSUM column sums -> SBUF -> HBM [d]: block j's sums sit on partitions 0..127 of column j. */
@@ -221,15 +261,20 @@ ot_status elem_rows_run(elem_rowop *r) {
   if (rows_plan(&x) == OT_OK) {
     rows_load_vectors(&x);
     rows_alloc(&x);
-    rows_pos q[ELEM_GROUP];
-    unsigned n = 0;
+    rows_grp g = {.n = 0}, prev = {.n = 0}, held = {.n = 0};
     uint32_t t = 0;
     for (uint64_t r0 = 0; r0 < r->rows && !kir_status(r->c->k); r0 += x.P, t++) {
-      q[n].t = t;
-      q[n].r0 = r0;
-      q[n++].np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
-      if (n == x.group || r0 + x.P >= r->rows) { rows_group(&x, q, n); n = 0; }
+      rows_pos *q = &g.q[g.n++];
+      q->t = t;
+      q->r0 = r0;
+      q->np = (uint32_t)(r->rows - r0 < x.P ? r->rows - r0 : x.P);
+      if (g.n == x.group || r0 + x.P >= r->rows) { rows_group(&x, &g, &prev, &held); g.n = 0; }
     }
+    if (prev.n) {
+      rows_steps(&x, &prev, r->stage2, UINT32_MAX);
+      rows_stores(&x, &prev, &held);
+    }
+    rows_stores(&x, NULL, &held);
     for (unsigned a = 0; a < r->n_acc && !kir_status(r->c->k); a++) rows_store_acc(&x, a);
   }
   rows_release(&x);
@@ -266,6 +311,39 @@ static void rows_init(elem_rowop *r, lower_ctx *c, const ot_gnode *n, unsigned n
   r->n_small = n_small;
   r->body = body;
   r->eps = n->f[0];
+}
+
+/* Long runs of tiles (two buffer rotations or more) are emitted in the driver's order, not
+** list-scheduled, as a two-stage software pipeline: steps from `stage2` on of group g - 1 follow
+** the first steps of group g, and the Sync engine issues the stores one group after their data
+** (it has the time: a DMA trigger costs dma.issue_ns, 600 ns on trn2, on the issuing engine; and
+** the data is ready by then, so the loads behind them are not held up).  Short runs gain more
+** from the list scheduler overlapping them with their neighbours.  Measured on [8192, 768]
+** layernorm and [8192, 1024] softmax: docs/performance.md. */
+static void rows_pipeline(elem_rowop *r, unsigned stage2) {
+  if (lower_ceil_div(r->rows, elem_parts(r->c)) < 2u * ELEM_BUFS) return;
+  r->in_order = true;
+  r->stage2 = stage2;
+  r->store_sync = true;
+}
+
+unsigned elem_balance_pick(elem_rowop *r, uint32_t tile) {
+  elem_balance *b = &r->bal;
+  unsigned best = 0;
+  double best_peak = 0;
+  for (unsigned w = 0; w < b->n; w++) {
+    double peak = 0;
+    for (int e = 0; e < OT_ENG_COUNT; e++) {
+      double v = b->load[e] + b->cost[w][e];
+      if (b->pool_vector_gpsimd && e == OT_ENG_VECTOR)
+        v += b->load[OT_ENG_GPSIMD] + b->cost[w][OT_ENG_GPSIMD];
+      if (v > peak) peak = v;
+    }
+    if (w == 0 || peak < best_peak) { best = w; best_peak = peak; }
+  }
+  for (int e = 0; e < OT_ENG_COUNT && b->n; e++) b->load[e] += b->cost[best][e];
+  r->way[tile % ELEM_BUFS] = (uint8_t)best;
+  return best;
 }
 
 /* mean and var (columns m, m+1, m = 6 * chunks) of x [np, d] by bn_stats over chunks of
@@ -331,6 +409,7 @@ ot_status lower_elem_softmax(lower_ctx *c, const ot_gnode *n) {
   rows_init(&r, c, n, 1, 1, 0, 2, body_softmax);
   r.in_place = true;
   r.out_narrow = true; /* where it can (16-bit x: not in place): x is dead after the exp */
+  rows_pipeline(&r, 2); /* the division and store of group g - 1 run while group g's exp does */
   r.in[0] = c->hbm[n->in[0]];
   r.out[0] = c->hbm[n->out[0]];
   return elem_rows_run(&r);
@@ -360,67 +439,116 @@ ot_status lower_elem_softmax_bwd(lower_ctx *c, const ot_gnode *n) {
 }
 
 /* ---- layernorm --------------------------------------------------------------------------- */
-/* Two-pass statistics on the ScalarE, in the reference's order (so they match it bit for bit):
-** sum x (a copy with red=), then sum (x - mean)^2 (Square with bias -mean, red=), the squares and
-** copies going to the output tile as scratch; xhat = (x - mean) rstd on the ScalarE too.  The
-** VectorE keeps the per-row scalars and applies gamma and beta from PSUM (N cycles each, not 2N).
-** This balances the two engines at about 3 passes each; GpSimd stays idle because on NC-v2 it
-** shares the VectorE's SBUF port, so work moved there does not overlap.  (The former
-** bn_stats version spent 2 VectorE + 1 GpSimd fp32 tensor_tensor passes per tile: ~40% slower.) */
-static bool body_layernorm(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
-                           const ot_ap *tmp, const kir_buf *small) {
-  (void)t;
-  (void)tmp;
+/* Two ways to compute a tile's statistics, mixed tile by tile so that no engine is the bottleneck
+** (elem_balance_pick; each alone leaves one engine idle half the time):
+** - LN_ACT: two passes on the ScalarE in the reference's order, so they match it bit for bit:
+**   sum x (a copy with red=), then sum (x - mean)^2 (Square with bias -mean, red=), the copies and
+**   squares going to the output tile as scratch; the per-row scalars on the small-op engine;
+** - LN_BN: bn_stats / bn_aggr and rstd on the VectorE (mean and variance differ from the two-pass
+**   ones in the last bits).
+** Then xhat = (x - mean) rstd on the ScalarE, gamma on the VectorE from PSUM (N cycles per element,
+** not 2N), and beta: on the VectorE from PSUM where the GpSimd shares its SBUF port (NC-v2: work
+** moved there would not overlap), else on the GpSimd. */
+enum { LN_ACT, LN_BN };
+
+static bool ln_shared_port(const elem_rowop *r) { return kir_chip(r->c->k)->ports.vector_gpsimd_share_sbuf; }
+
+/* LN_ACT's per-row scalars: on the ScalarE itself where it has time to spare (the statistics then
+** never leave it: no waits between engines), else on the GpSimd, idle on NC-v2. */
+static ot_engine ln_small_engine(const elem_rowop *r) { return ln_shared_port(r) ? OT_ENG_GPSIMD : OT_ENG_SCALAR; }
+
+/* Steps 0..5 of LN_ACT: rstd and -mean in small columns 3 and 1, xhat in out[0]. */
+static bool ln_act_steps(elem_rowop *r, unsigned step, uint32_t np, const ot_ap *in, const ot_ap *out,
+                         const kir_buf *small) {
   kir *k = r->c->k;
+  ot_engine se = ln_small_engine(r);
   ot_ap sum = elem_col(small, np, 0), nmean = elem_col(small, np, 1), ss = elem_col(small, np, 2);
   ot_ap rstd = elem_col(small, np, 3);
   switch (step) {
-  case 0: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_COPY, 1.0f, NULL, NULL, &sum); return true;
-  case 1: kir_ts(k, OT_ENG_GPSIMD, nmean, sum, OT_ALU_DIV, (float)r->d, NULL, OT_ALU_MUL, -1.0f, NULL); return true;
-  case 2: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_SQUARE, 1.0f, NULL, &nmean, &ss); return true;
-  case 3: kir_ts(k, OT_ENG_GPSIMD, rstd, ss, OT_ALU_DIV, (float)r->d, NULL, OT_ALU_ADD, r->eps, NULL); return true;
-  case 4: kir_ts(k, OT_ENG_GPSIMD, rstd, rstd, OT_ALU_RSQRT, 0.0f, NULL, OT_ALU_BYPASS, 0.0f, NULL); return true;
-  case 5: kir_ts(k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_ADD, 0.0f, &nmean, OT_ALU_MUL, 0.0f, &rstd); return true;
-  case 6: elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL); return true;
-  case 7: elem_rows_vec_op2(r, 1, np, r->out_narrow ? &in[0] : &out[0], &out[0], OT_ALU_ADD); return true;
-  default: return false;
+  case 0: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_COPY, 1.0f, NULL, NULL, &sum); break;
+  case 1: kir_ts(k, se, nmean, sum, OT_ALU_DIV, (float)r->d, NULL, OT_ALU_MUL, -1.0f, NULL); break;
+  case 2: kir_activate(k, OT_ENG_SCALAR, out[0], in[0], OT_ACT_SQUARE, 1.0f, NULL, &nmean, &ss); break;
+  case 3: kir_ts(k, se, rstd, ss, OT_ALU_DIV, (float)r->d, NULL, OT_ALU_ADD, r->eps, NULL); break;
+  case 4: kir_ts(k, se, rstd, rstd, OT_ALU_RSQRT, 0.0f, NULL, OT_ALU_BYPASS, 0.0f, NULL); break;
+  default: kir_ts(k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_ADD, 0.0f, &nmean, OT_ALU_MUL, 0.0f, &rstd); break;
   }
+  return true;
 }
 
-/* Where VectorE and GpSimd have their own SBUF ports (NC-v3 on), three engines share the work:
-** VectorE bn_stats/bn_aggr, rstd and gamma (from PSUM); ScalarE (x - mean) rstd; GpSimd + beta. */
-static bool body_layernorm_bn(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in,
-                              const ot_ap *out, const ot_ap *tmp, const kir_buf *small) {
-  (void)t;
-  (void)tmp;
-  kir *k = r->c->k;
+/* Steps 0..5 of LN_BN: moments, rstd, (nothing at 3 and 4: each engine then meets the tiles of a
+** group in the same order whichever way they take), xhat in out[0]. */
+static bool ln_bn_steps(elem_rowop *r, unsigned step, uint32_t np, const ot_ap *in, const ot_ap *out,
+                        const kir_buf *small) {
   uint32_t m = 6 * rows_bn_chunks(r);
-  ot_ap mean = elem_col(small, np, m), rstd = elem_col(small, np, m + 2);
-  switch (step) {
-  case 0: case 1: case 2: rows_moments(r, step, np, &in[0], small); return true;
-  case 3: kir_ts(k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_SUB, 0.0f, &mean, OT_ALU_MUL, 0.0f, &rstd); return true;
-  case 4: elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL); return true;
-  case 5: kir_tt(k, OT_ENG_GPSIMD, r->out_narrow ? in[0] : out[0], out[0], elem_tile(&r->vec[1], np, 0, r->d), OT_ALU_ADD); return true;
-  default: return false;
+  if (step < 3) {
+    rows_moments(r, step, np, &in[0], small);
+    return true;
   }
+  if (step < 5) return true;
+  ot_ap mean = elem_col(small, np, m), rstd = elem_col(small, np, m + 2);
+  kir_ts(r->c->k, OT_ENG_SCALAR, out[0], in[0], OT_ALU_SUB, 0.0f, &mean, OT_ALU_MUL, 0.0f, &rstd);
+  return true;
+}
+
+static bool body_layernorm(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
+                           const ot_ap *tmp, const kir_buf *small) {
+  (void)tmp;
+  if (step == 0 && r->bal.n) elem_balance_pick(r, t);
+  else if (step == 0) r->way[t % ELEM_BUFS] = ln_shared_port(r) ? LN_ACT : LN_BN; /* short runs: list-scheduled */
+  bool act = r->way[t % ELEM_BUFS] == LN_ACT;
+  unsigned nstat = 6; /* steps before gamma */
+  if (step < nstat) return act ? ln_act_steps(r, step, np, in, out, small) : ln_bn_steps(r, step, np, in, out, small);
+  const ot_ap *y = r->out_narrow ? &in[0] : &out[0];
+  if (step == nstat) elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL);
+  else if (step > nstat + 1) return false;
+  else if (ln_shared_port(r)) elem_rows_vec_op2(r, 1, np, y, &out[0], OT_ALU_ADD);
+  else kir_tt(r->c->k, OT_ENG_GPSIMD, *y, out[0], elem_tile(&r->vec[1], np, 0, r->d), OT_ALU_ADD);
+  return true;
+}
+
+/* Estimated engine time per tile of each way (the simulator's cost rules, sim_cost.c, at the
+** chip's clocks).  The Sync engine issues the stores, one group late (rows_stores): it has the time
+** (a DMA trigger costs dma.issue_ns, 600 ns on trn2, on the issuing engine), and the data is ready
+** by then, so its loads are not held up. */
+static void ln_balance_init(elem_rowop *r) {
+  const ot_chip *ch = kir_chip(r->c->k);
+  elem_balance *b = &r->bal;
+  bool shared = ln_shared_port(r);
+  double d = r->d;
+  double v = 1.0 / ch->eng[OT_ENG_VECTOR].clock_ghz, s = 1.0 / ch->eng[OT_ENG_SCALAR].clock_ghz;
+  double g = 1.0 / ch->eng[OT_ENG_GPSIMD].clock_ghz;
+  ot_engine small_eng = ln_small_engine(r);
+  const ot_engine_desc *se = &ch->eng[small_eng];
+  double small = ((se->min_ii > 1 ? se->min_ii : 1) + se->access_start) / se->clock_ghz; /* a [P, 1] op */
+  int beta = shared ? OT_ENG_VECTOR : OT_ENG_GPSIMD;
+  double beta_ns = shared ? d * v : 2.0 * d * g;
+  memset(b, 0, sizeof *b);
+  b->n = 2;
+  b->pool_vector_gpsimd = shared;
+  b->cost[LN_ACT][OT_ENG_SCALAR] = (3.0 * d + 2.0 * ch->scalar.acc_read_cycles) * s;
+  b->cost[LN_ACT][small_eng] += 3.0 * small;
+  b->cost[LN_ACT][OT_ENG_VECTOR] += d * v;
+  b->cost[LN_ACT][beta] += beta_ns;
+  b->cost[LN_BN][OT_ENG_VECTOR] = 2.0 * d * v + 2.0 * ch->eng[OT_ENG_VECTOR].min_ii * v;
+  b->cost[LN_BN][OT_ENG_SCALAR] = d * s;
+  b->cost[LN_BN][beta] += beta_ns;
 }
 
 ot_status lower_elem_layernorm(lower_ctx *c, const ot_gnode *n) {
   elem_rowop r;
-  bool shared_port = kir_chip(c->k)->ports.vector_gpsimd_share_sbuf;
-  rows_init(&r, c, n, 1, 1, 0, 0, shared_port ? body_layernorm : body_layernorm_bn);
-  r.n_small = shared_port ? 4 : 6 * rows_bn_chunks(&r) + 3;
-  r.in_place = !shared_port; /* the ScalarE statistics passes use the output tile as scratch */
+  rows_init(&r, c, n, 1, 1, 0, 0, body_layernorm);
   r.in[0] = c->hbm[n->in[0]];
   r.out[0] = c->hbm[n->out[0]];
   r.n_vec = 2;
   r.vec_psum = true;
-  /* Long runs of tiles: the emission order is the better pipeline (trn1 [8192, 768]: 150 us vs
-  ** 176 us list-scheduled); short ones gain more from overlapping their neighbours' tails. */
-  r.in_order = lower_ceil_div(r.rows, elem_parts(c)) >= 2u * ELEM_BUFS;
   r.vec_src[0] = c->hbm[n->in[1]];
   r.vec_src[1] = c->hbm[n->in[2]];
   r.out_narrow = true; /* where it can: x is dead after (x - mean) rstd */
+  rows_pipeline(&r, 6); /* gamma, beta and the stores of group g - 1 run while group g's statistics do */
+  if (r.in_order) ln_balance_init(&r);
+  bool bn = r.bal.n || !ln_shared_port(&r); /* some tiles take LN_BN */
+  r.n_small = bn ? 6 * rows_bn_chunks(&r) + 3 : 4;
+  r.in_place = bn && !r.bal.n; /* LN_BN alone: xhat may overwrite fp32 x (LN_ACT reads x to the end) */
   return elem_rows_run(&r);
 }
 

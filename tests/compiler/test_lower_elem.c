@@ -31,6 +31,7 @@ typedef struct {
   float *val[MAX_T];     /* leaf values by tensor id */
   uint64_t rng;
   double rtol, atol;     /* fp32 tolerance (0: the defaults) */
+  const char *chip;      /* preset (NULL: trn2) */
 } tcase;
 
 static void tc_init(tcase *c, const char *label, uint64_t seed) {
@@ -105,7 +106,7 @@ static ot_program *compile_case(tcase *c) {
   ot_error err;
   ot_error_clear(&err);
   ot_chip *chip = NULL;
-  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
+  assert_int_equal(ot_chip_preset(c->chip ? c->chip : "trn2", &chip, &err), OT_OK);
   ot_program *p = NULL;
   ot_status st = ot_compile(c->g, chip, NULL, &p, &err);
   ot_chip_free(chip);
@@ -164,7 +165,7 @@ static void run_case(tcase *c) {
   ot_error err;
   ot_error_clear(&err);
   ot_device *d;
-  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+  assert_int_equal(ot_device_open(c->chip ? c->chip : "trn2", &d, &err), OT_OK);
   assert_int_equal(ot_device_load(d, p), OT_OK);
   const ot_graph *g = c->g;
   for (uint32_t t = 0; t < g->n_t; t++)
@@ -279,16 +280,20 @@ static void test_cast(void **state) {
 }
 
 /* ---- row-wise ---------------------------------------------------------------------------- */
-static void softmax_case(ot_dtype dt, int64_t rows, int64_t d) {
+static void softmax_case_on(const char *chip, ot_dtype dt, int64_t rows, int64_t d) {
   char label[64];
-  snprintf(label, sizeof label, "softmax %s [%lld,%lld]", ot_dtype_name(dt), (long long)rows, (long long)d);
+  snprintf(label, sizeof label, "softmax %s [%lld,%lld] %s", ot_dtype_name(dt), (long long)rows, (long long)d,
+           chip ? chip : "");
   tcase c;
   tc_init(&c, label, 23 + (uint64_t)(rows * d));
+  c.chip = chip;
   int64_t s[2] = {rows, d};
   out(&c, ot_graph_softmax(c.g, "op", leaf(&c, "x", dt, 2, s, -5, 5, false)));
   run_case(&c);
   tc_free(&c);
 }
+
+static void softmax_case(ot_dtype dt, int64_t rows, int64_t d) { softmax_case_on(NULL, dt, rows, d); }
 
 static void test_softmax(void **state) {
   (void)state;
@@ -298,14 +303,18 @@ static void test_softmax(void **state) {
   softmax_case(OT_DT_FP32, 300, 65);
   softmax_case(OT_DT_BF16, 129, 768);
   softmax_case(OT_DT_FP32, 3, 30000); /* one buffer set: no double buffering, still correct */
+  /* 34 tiles, the last of 5 rows: the two-stage pipeline with stores one group late (rows_pipeline) */
+  softmax_case_on("trn1", OT_DT_BF16, 4229, 72);
+  softmax_case_on("trn2", OT_DT_FP32, 4229, 72);
 }
 
-static void norm_case(bool layer, ot_dtype dt, unsigned nd, const int64_t *s) {
+static void norm_case_on(const char *chip, bool layer, ot_dtype dt, unsigned nd, const int64_t *s) {
   char label[64];
-  snprintf(label, sizeof label, "%s %s [%lld..,%lld]", layer ? "layernorm" : "rmsnorm", ot_dtype_name(dt),
-           (long long)s[0], (long long)s[nd - 1]);
+  snprintf(label, sizeof label, "%s %s [%lld..,%lld] %s", layer ? "layernorm" : "rmsnorm", ot_dtype_name(dt),
+           (long long)s[0], (long long)s[nd - 1], chip ? chip : "");
   tcase c;
   tc_init(&c, label, 31 + (uint64_t)s[0]);
+  c.chip = chip;
   c.rtol = 2e-5;
   c.atol = 2e-6;
   ot_tid x = leaf(&c, "x", dt, nd, s, -2, 3, false);
@@ -318,6 +327,8 @@ static void norm_case(bool layer, ot_dtype dt, unsigned nd, const int64_t *s) {
   tc_free(&c);
 }
 
+static void norm_case(bool layer, ot_dtype dt, unsigned nd, const int64_t *s) { norm_case_on(NULL, layer, dt, nd, s); }
+
 static void test_layernorm(void **state) {
   (void)state;
   int64_t a[2] = {7, 33}, b[3] = {3, 43, 768}, d[2] = {300, 1000}, e[2] = {1, 1};
@@ -326,6 +337,13 @@ static void test_layernorm(void **state) {
   norm_case(true, OT_DT_FP32, 2, d);
   norm_case(true, OT_DT_BF16, 2, a);
   norm_case(true, OT_DT_FP32, 2, e);
+  /* 34 tiles, the last of 5 rows: tiles computed both ways (two-pass ScalarE statistics and
+  ** bn_stats), the two-stage pipeline, stores one group late; NC-v2 and NC-v3 engine choices */
+  int64_t l[2] = {4229, 72}, w[2] = {4229, 200}; /* NC-v2 takes bn_stats for some tiles from d ~ 120 on */
+  norm_case_on("trn1", true, OT_DT_FP32, 2, w);
+  norm_case_on("trn1", true, OT_DT_BF16, 2, w);
+  norm_case_on("trn2", true, OT_DT_FP32, 2, l);
+  norm_case_on("trn2", true, OT_DT_BF16, 2, l);
 }
 
 static void test_rmsnorm(void **state) {
