@@ -11,6 +11,13 @@ bool kir_window_order(kir *k, bool schedule) {
   return was;
 }
 
+bool kir_dma_lanes(kir *k, bool on) {
+  bool was = k->dma_lanes;
+  kir_flush(k);
+  k->dma_lanes = on;
+  return was;
+}
+
 ot_status kir_stt(kir *k, ot_ap dst, ot_ap a, int op0, float s0, const ot_ap *s0_ap, int op1, ot_ap b) {
   ot_insn in;
   ot_insn_init(&in, OT_OP_SCALAR_TENSOR_TENSOR);

@@ -74,6 +74,7 @@ struct kir {
   ot_program *prog;
   uint32_t queues;
   uint32_t q_first[OT_ENG_COUNT], q_count[OT_ENG_COUNT], q_next[OT_ENG_COUNT]; /* each issuer's queues */
+  bool dma_lanes;              /* kir_dma_lanes: an issuer's loads on its first queue, stores on its second */
   kir_engine eng[OT_ENG_COUNT];
   kir_queue queue[KIR_MAX_QUEUES];
   kir_map map[3];              /* SBUF, PSUM, HBM */

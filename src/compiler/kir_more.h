@@ -22,5 +22,11 @@ ot_status kir_dma_transpose(kir *k, ot_ap dst, ot_ap src, ot_engine issuer);
 ** second call.  For kernels whose emission order is already a good software pipeline, which
 ** the list schedule (blind to DMA bandwidth sharing and buffer rotation) can only make burstier. */
 bool kir_window_order(kir *k, bool schedule);
+/* Until the next call: each engine's loads go to its first DMA queue and its stores to its second,
+** in issue order, instead of round-robin over its queues; returns the previous setting.  The
+** queues' transfers share the DMA bandwidth, so a stream of loads that all start at once (as
+** round-robin starts them) finishes its first load last but one; in one queue the first load
+** lands first, and compute starts early.  For streaming kernels whose loads are consumed in order. */
+bool kir_dma_lanes(kir *k, bool on);
 
 #endif

@@ -264,7 +264,8 @@ ot_status kir_place_dma(kir *k, const ot_insn *dma, ot_engine issuer) {
   int e = (int)issuer;
   if (issuer >= OT_ENG_COUNT) e = dst->mem == OT_MEM_HBM && src->mem != OT_MEM_HBM ? last_writer_engine(k, src) : OT_ENG_SYNC;
   uint32_t q = k->q_first[e] + k->q_next[e];
-  k->q_next[e] = (k->q_next[e] + 1) % k->q_count[e];
+  if (k->dma_lanes) q = k->q_first[e] + (dst->mem == OT_MEM_HBM && k->q_count[e] > 1 ? 1u : 0u);
+  else k->q_next[e] = (k->q_next[e] + 1) % k->q_count[e];
   kir_queue *Q = &k->queue[q];
   ot_insn in = *dma;
   in.o[0].i = (int32_t)q;

@@ -256,11 +256,12 @@ ot_status elem_rows_run(elem_rowop *r) {
   rows_run x;
   memset(&x, 0, sizeof x);
   x.r = r;
-  bool sched = true;
+  bool sched = true, lanes = false;
   if (r->in_order) sched = kir_window_order(r->c->k, false);
+  if (r->in_order) lanes = kir_dma_lanes(r->c->k, true);
   if (rows_plan(&x) == OT_OK) {
+    rows_alloc(&x); /* first: the vectors' staging buffers must not delay the first loads (WAR) */
     rows_load_vectors(&x);
-    rows_alloc(&x);
     rows_grp g = {.n = 0}, prev = {.n = 0}, held = {.n = 0};
     uint32_t t = 0;
     for (uint64_t r0 = 0; r0 < r->rows && !kir_status(r->c->k); r0 += x.P, t++) {
@@ -279,6 +280,7 @@ ot_status elem_rows_run(elem_rowop *r) {
   }
   rows_release(&x);
   if (r->in_order) kir_window_order(r->c->k, sched);
+  if (r->in_order) kir_dma_lanes(r->c->k, lanes);
   return kir_status(r->c->k);
 }
 
