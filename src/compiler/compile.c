@@ -369,6 +369,7 @@ ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const
   if (po) {
     c.name_suffix = po->name_suffix;
     c.preplaced = po->preplaced;
+    c.elem_range = po->elem_range;
   }
   uint32_t *uses = count_uses(g);
   if (!uses) kir_fail(k, OT_ENOMEM, "out of memory");

@@ -7,9 +7,10 @@
 **      placed once and read by every core;
 **   3. every gradient "<w>.grad" and every scalar fp32 output (the loss) is all-reduced across the
 **      cores (mean: sum in core order, times 1/cores; lower_collective.c);
-**   4. the optimizer part is shared out: each adamw node runs on one core (balanced by weight
-**      size), reading that core's copy of the all-reduced gradients and updating the shared
-**      weights in place; every such core computes the global norm from its own copy (optim_owners). */
+**   4. the optimizer part is shared out: the adamw updates by elements, an equal run per core
+**      (a large weight is split between cores), each reading that core's copy of the all-reduced
+**      gradients and updating its elements of the shared weights in place; every such core
+**      computes the global norm from its own copy (optim_plan_make). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +212,7 @@ static ot_status lower_cores(dp_ctx *d, ot_error *err) {
     kir_set_schedule(d->k[c], d->opt->schedule);
     char suffix[16];
     snprintf(suffix, sizeof suffix, "@c%u", c);
-    lower_place_opts po = {suffix, c ? shared : NULL};
+    lower_place_opts po = {suffix, c ? shared : NULL, NULL};
     kir_hbm *mine = &d->hbm[(size_t)c * (cg->n_t ? cg->n_t : 1)];
     st = lower_graph_into(d->k[c], cg, d->chip, d->opt, &po, mine, c == 0 ? d->opt->stats : NULL, err);
     if (!st && c == 0)
@@ -268,64 +269,108 @@ static ot_status allreduce_grads(dp_ctx *d, ot_error *err) {
   return st;
 }
 
-#define OWN_NONE (-1)      /* not an optimizer node */
+#define OWN_NONE (-1)        /* not an optimizer node */
 #define OWN_ADAMW_CORES (-2) /* every core that runs AdamW nodes (the global norm) */
+#define OWN_SPLIT (-3)       /* an AdamW shared out by element ranges (optim_plan.range) */
 
-/* The core of every optimizer node.  After the all-reduce every core holds the whole gradients,
-** so the AdamW nodes are shared out (largest weight first, each to the core with the fewest
-** elements so far) and every core that updates weights computes the global norm itself from its
-** own copy (bit-identical on every core): no second exchange.  An optimizer node of any other
-** kind, or none of kind AdamW, puts the whole optimizer on core 0. */
-static int *optim_owners(const dp_ctx *d) {
+typedef struct {
+  int *own;        /* per node: its core, OWN_NONE, OWN_ADAMW_CORES or OWN_SPLIT */
+  uint64_t *range; /* [(node * cores + core) * 2]: that core's elements [lo, hi) of an OWN_SPLIT node */
+} optim_plan;
+
+static void optim_plan_free(optim_plan *pl) {
+  free(pl->own);
+  free(pl->range);
+}
+
+/* The largest AdamW not yet given out (own == 0), or -1. */
+static int64_t largest_adamw(const ot_graph *g, const int *own) {
+  int64_t best = -1, size = -1;
+  for (uint32_t i = 0; i < g->n_node; i++)
+    if (own[i] == 0 && g->node[i].op == OT_GOP_ADAMW && ot_gtensor_elems(&g->t[g->node[i].in[0]]) > size) {
+      best = i;
+      size = ot_gtensor_elems(&g->t[g->node[i].in[0]]);
+    }
+  return best;
+}
+
+/* Who runs which optimizer node.  After the all-reduce every core holds the whole gradients, so
+** the AdamW updates are shared out by elements: the weights, largest first, are laid end to end
+** and cut into one equal run per core, so that a weight larger than a core's share (GPT-2's wte:
+** 31 % of the parameters) is updated by several cores, each its own elements of p, m and v (in
+** place; disjoint).  Every core that updates weights computes the global norm itself from its own
+** copy (bit-identical on every core): no second exchange.  An optimizer node of any other kind,
+** or none of kind AdamW, puts the whole optimizer on core 0. */
+static ot_status optim_plan_make(const dp_ctx *d, optim_plan *pl) {
   const ot_graph *g = d->g;
-  int *own = malloc((g->n_node ? g->n_node : 1) * sizeof *own);
-  uint64_t *load = calloc(d->cores, sizeof *load);
-  if (!own || !load) { free(own); free(load); return NULL; }
-  bool shard = d->cores > 1, adamw = false;
+  unsigned C = d->cores;
+  pl->own = malloc((g->n_node ? g->n_node : 1) * sizeof *pl->own);
+  pl->range = calloc((size_t)(g->n_node ? g->n_node : 1) * C * 2, sizeof *pl->range);
+  if (!pl->own || !pl->range) return OT_ENOMEM;
+  bool shard = C > 1, adamw = false;
+  uint64_t total = 0;
   for (uint32_t i = 0; i < g->n_node; i++) {
-    own[i] = d->optim[i] ? 0 : OWN_NONE;
-    if (d->optim[i] && g->node[i].op != OT_GOP_ADAMW && g->node[i].op != OT_GOP_GLOBAL_NORM) shard = false;
-    adamw |= d->optim[i] && g->node[i].op == OT_GOP_ADAMW;
+    const ot_gnode *n = &g->node[i];
+    pl->own[i] = d->optim[i] ? 0 : OWN_NONE;
+    if (d->optim[i] && n->op != OT_GOP_ADAMW && n->op != OT_GOP_GLOBAL_NORM) shard = false;
+    if (d->optim[i] && n->op == OT_GOP_ADAMW) { adamw = true; total += (uint64_t)ot_gtensor_elems(&g->t[n->in[0]]); }
   }
-  shard = shard && adamw;
-  for (;;) { /* the largest AdamW not yet given out */
-    int64_t best = -1, size = -1;
-    for (uint32_t i = 0; shard && i < g->n_node; i++)
-      if (own[i] == 0 && g->node[i].op == OT_GOP_ADAMW && ot_gtensor_elems(&g->t[g->node[i].in[0]]) > size) {
-        best = i;
-        size = ot_gtensor_elems(&g->t[g->node[i].in[0]]);
-      }
-    if (best < 0) break;
-    unsigned c = 0;
-    for (unsigned k = 1; k < d->cores; k++)
-      if (load[k] < load[c]) c = k;
-    load[c] += (uint64_t)size;
-    own[best] = -3 - (int)c; /* given out; -3 - core until the loop ends */
+  if (!(shard && adamw)) return OT_OK;
+  uint64_t share = (total + C - 1) / C, fill = 0;
+  unsigned c = 0;
+  for (int64_t i; (i = largest_adamw(g, pl->own)) >= 0;) {
+    uint64_t size = (uint64_t)ot_gtensor_elems(&g->t[g->node[i].in[0]]);
+    for (uint64_t at = 0; at < size;) {
+      uint64_t take = c + 1 == C || size - at < share - fill ? size - at : share - fill;
+      uint64_t *r = &pl->range[((size_t)i * C + c) * 2];
+      r[0] = at;
+      r[1] = at + take;
+      at += take;
+      fill += take;
+      if (fill >= share && c + 1 < C) { c++; fill = 0; }
+    }
+    pl->own[i] = OWN_SPLIT;
   }
-  for (uint32_t i = 0; shard && i < g->n_node; i++) {
-    if (own[i] <= -3) own[i] = -3 - own[i];
-    else if (g->node[i].op == OT_GOP_GLOBAL_NORM && own[i] == 0) own[i] = OWN_ADAMW_CORES;
-  }
-  free(load);
-  return own;
+  for (uint32_t i = 0; i < g->n_node; i++)
+    if (g->node[i].op == OT_GOP_GLOBAL_NORM && pl->own[i] == 0) pl->own[i] = OWN_ADAMW_CORES;
+  return OT_OK;
+}
+
+static bool plan_runs(const optim_plan *pl, unsigned cores, uint32_t i, unsigned c) {
+  if (pl->own[i] == OWN_SPLIT) return pl->range[((size_t)i * cores + c) * 2 + 1] > pl->range[((size_t)i * cores + c) * 2];
+  return pl->own[i] == (int)c;
 }
 
 /* Core c's part of the optimizer: its nodes and, if it has any, the global norm. */
-static bool optim_mask_for(const dp_ctx *d, const int *own, unsigned c, bool *mask) {
+static bool optim_mask_for(const dp_ctx *d, const optim_plan *pl, unsigned c, bool *mask) {
   bool any = false;
   for (uint32_t i = 0; i < d->g->n_node; i++) {
-    mask[i] = own[i] == (int)c;
+    mask[i] = plan_runs(pl, d->cores, i, c);
     any |= mask[i];
   }
   for (uint32_t i = 0; any && i < d->g->n_node; i++)
-    if (own[i] == OWN_ADAMW_CORES) mask[i] = true;
+    if (pl->own[i] == OWN_ADAMW_CORES) mask[i] = true;
   return any;
+}
+
+/* Core c's element ranges, per node of its optimizer graph (optim_graph adds the masked nodes
+** in order, one each). */
+static uint64_t *optim_ranges_for(const dp_ctx *d, const optim_plan *pl, unsigned c, const bool *mask, uint32_t og_nodes) {
+  uint64_t *r = calloc((size_t)(og_nodes ? og_nodes : 1) * 2, sizeof *r);
+  uint32_t j = 0;
+  for (uint32_t i = 0; r && i < d->g->n_node && j < og_nodes; i++) {
+    if (!mask[i]) continue;
+    if (pl->own[i] == OWN_SPLIT) memcpy(&r[2 * j], &pl->range[((size_t)i * d->cores + c) * 2], 2 * sizeof *r);
+    j++;
+  }
+  return r;
 }
 
 /* Lower core c's optimizer graph og: the gradients bound to core c's all-reduced copies, weights,
 ** moments and hyper-parameters to the tensor the first core to use them placed (shared[], plain
 ** names); its values ("grad_norm") are plain on core 0 and "@c<c>" elsewhere. */
-static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, kir_hbm *shared, ot_error *err) {
+static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, const uint64_t *ranges, kir_hbm *shared,
+                                   ot_error *err) {
   size_t nt = d->cg->n_t ? d->cg->n_t : 1, on = og->n_t ? og->n_t : 1;
   kir_hbm *pre = malloc(on * sizeof *pre), *mine = malloc(on * sizeof *mine);
   if (!pre || !mine) { free(pre); free(mine); return ot_error_set(err, OT_ENOMEM, "out of memory"); }
@@ -338,7 +383,7 @@ static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, k
   }
   char suffix[16];
   snprintf(suffix, sizeof suffix, "@c%u", c);
-  lower_place_opts po = {c ? suffix : NULL, pre};
+  lower_place_opts po = {c ? suffix : NULL, pre, ranges};
   ot_status st = lower_graph_into(d->k[c], og, d->chip, d->opt, &po, mine, NULL, err);
   for (uint32_t t = 0; !st && t < d->g->n_t; t++) {
     ot_tid o = d->omap[t];
@@ -350,21 +395,24 @@ static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, k
   return st;
 }
 
-/* The optimizer after the all-reduce, shared out among the cores (optim_owners). */
+/* The optimizer after the all-reduce, shared out among the cores (optim_plan_make). */
 static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
-  int *own = optim_owners(d);
+  optim_plan pl = {NULL, NULL};
   bool *mask = malloc((d->g->n_node ? d->g->n_node : 1) * sizeof *mask);
   kir_hbm *shared = malloc((d->g->n_t ? d->g->n_t : 1) * sizeof *shared);
-  ot_status st = own && mask && shared ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
+  ot_status st = mask && shared && !optim_plan_make(d, &pl) ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
   for (uint32_t t = 0; !st && t < d->g->n_t; t++) shared[t].index = -1;
   for (unsigned c = 0; c < d->cores && !st; c++) {
-    if (!optim_mask_for(d, own, c, mask)) continue;
+    if (!optim_mask_for(d, &pl, c, mask)) continue;
     ot_graph *og = optim_graph(d->g, mask, d->omap, err);
+    uint64_t *ranges = og ? optim_ranges_for(d, &pl, c, mask, og->n_node) : NULL;
     if (!og) st = err && err->code ? err->code : OT_ENOMEM;
-    else st = lower_optimizer_on(d, c, og, shared, err);
+    else if (!ranges) st = ot_error_set(err, OT_ENOMEM, "out of memory");
+    else st = lower_optimizer_on(d, c, og, ranges, shared, err);
+    free(ranges);
     ot_graph_free(og);
   }
-  free(own);
+  optim_plan_free(&pl);
   free(mask);
   free(shared);
   return st;

@@ -30,6 +30,7 @@ typedef struct {
   /* Placement hooks (lower_graph_into; NULL/empty for ot_compile): */
   const char *name_suffix; /* appended to the program names of input and value tensors ("@c3") */
   const kir_hbm *preplaced;/* per tensor: index >= 0 = already in the program (shared), not placed again */
+  const uint64_t *elem_range; /* per node i: elements [2i] .. [2i+1] of an adamw (hi 0: all), or NULL */
 } lower_ctx;
 
 typedef ot_status (*lower_fn)(lower_ctx *c, const ot_gnode *n);
@@ -65,6 +66,7 @@ bool lower_stores_transposed(const lower_ctx *c, ot_tid t);
 typedef struct {
   const char *name_suffix;
   const kir_hbm *preplaced;
+  const uint64_t *elem_range; /* per node i: an adamw updates elements [2i] .. [2i+1] only (hi 0: all) */
 } lower_place_opts;
 ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt,
                            const lower_place_opts *po, kir_hbm *hbm_out, ot_compile_stats *stats, ot_error *err);
