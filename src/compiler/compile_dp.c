@@ -283,19 +283,13 @@ static void optim_plan_free(optim_plan *pl) {
   free(pl->range);
 }
 
-/* The largest AdamW not yet given out (own == 0), or -1. */
-static int64_t largest_adamw(const ot_graph *g, const int *own) {
-  int64_t best = -1, size = -1;
-  for (uint32_t i = 0; i < g->n_node; i++)
-    if (own[i] == 0 && g->node[i].op == OT_GOP_ADAMW && ot_gtensor_elems(&g->t[g->node[i].in[0]]) > size) {
-      best = i;
-      size = ot_gtensor_elems(&g->t[g->node[i].in[0]]);
-    }
-  return best;
+/* Core c's [lo, hi) of node i (OWN_SPLIT). */
+static uint64_t *plan_range(const optim_plan *pl, unsigned cores, uint32_t i, unsigned c) {
+  return &pl->range[((size_t)i * cores + c) * 2];
 }
 
 /* Who runs which optimizer node.  After the all-reduce every core holds the whole gradients, so
-** the AdamW updates are shared out by elements: the weights, largest first, are laid end to end
+** the AdamW updates are shared out by elements: the weights, in graph order, are laid end to end
 ** and cut into one equal run per core, so that a weight larger than a core's share (GPT-2's wte:
 ** 31 % of the parameters) is updated by several cores, each its own elements of p, m and v (in
 ** place; disjoint).  Every core that updates weights computes the global norm itself from its own
@@ -318,11 +312,12 @@ static ot_status optim_plan_make(const dp_ctx *d, optim_plan *pl) {
   if (!(shard && adamw)) return OT_OK;
   uint64_t share = (total + C - 1) / C, fill = 0;
   unsigned c = 0;
-  for (int64_t i; (i = largest_adamw(g, pl->own)) >= 0;) {
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    if (pl->own[i] != 0 || g->node[i].op != OT_GOP_ADAMW) continue;
     uint64_t size = (uint64_t)ot_gtensor_elems(&g->t[g->node[i].in[0]]);
     for (uint64_t at = 0; at < size;) {
       uint64_t take = c + 1 == C || size - at < share - fill ? size - at : share - fill;
-      uint64_t *r = &pl->range[((size_t)i * C + c) * 2];
+      uint64_t *r = plan_range(pl, C, i, c);
       r[0] = at;
       r[1] = at + take;
       at += take;
@@ -337,7 +332,7 @@ static ot_status optim_plan_make(const dp_ctx *d, optim_plan *pl) {
 }
 
 static bool plan_runs(const optim_plan *pl, unsigned cores, uint32_t i, unsigned c) {
-  if (pl->own[i] == OWN_SPLIT) return pl->range[((size_t)i * cores + c) * 2 + 1] > pl->range[((size_t)i * cores + c) * 2];
+  if (pl->own[i] == OWN_SPLIT) return plan_range(pl, cores, i, c)[1] > plan_range(pl, cores, i, c)[0];
   return pl->own[i] == (int)c;
 }
 
@@ -360,7 +355,7 @@ static uint64_t *optim_ranges_for(const dp_ctx *d, const optim_plan *pl, unsigne
   uint32_t j = 0;
   for (uint32_t i = 0; r && i < d->g->n_node && j < og_nodes; i++) {
     if (!mask[i]) continue;
-    if (pl->own[i] == OWN_SPLIT) memcpy(&r[2 * j], &pl->range[((size_t)i * d->cores + c) * 2], 2 * sizeof *r);
+    if (pl->own[i] == OWN_SPLIT) memcpy(&r[2 * j], plan_range(pl, d->cores, i, c), 2 * sizeof *r);
     j++;
   }
   return r;

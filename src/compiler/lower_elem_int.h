@@ -128,8 +128,6 @@ struct elem_rowop {
   bool store_sync;              /* the Sync engine issues the stores, one group late (else the writer) */
   uint8_t way[ELEM_BUFS];       /* per tile in flight (tile % ELEM_BUFS): the way it is computed */
 };
-/* The way for the next tile (call at its step 0, tiles in order). */
-unsigned elem_balance_pick(elem_rowop *r, uint32_t tile);
 ot_status elem_rows_run(elem_rowop *r);
 /* Add column sums of src [np, d] (fp32, on chip) into accumulator a over all tiles (TensorE:
 ** src^T . ones, 128 columns per matmul, accumulating in PSUM in row order). */

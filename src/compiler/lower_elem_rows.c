@@ -329,8 +329,8 @@ static void rows_pipeline(elem_rowop *r, unsigned stage2) {
   r->store_sync = true;
 }
 
-unsigned elem_balance_pick(elem_rowop *r, uint32_t tile) {
-  elem_balance *b = &r->bal;
+/* The way for the next tile (called at its step 0, tiles in order). */
+static unsigned elem_balance_pick(elem_balance *b) {
   unsigned best = 0;
   double best_peak = 0;
   for (unsigned w = 0; w < b->n; w++) {
@@ -343,8 +343,7 @@ unsigned elem_balance_pick(elem_rowop *r, uint32_t tile) {
     }
     if (w == 0 || peak < best_peak) { best = w; best_peak = peak; }
   }
-  for (int e = 0; e < OT_ENG_COUNT && b->n; e++) b->load[e] += b->cost[best][e];
-  r->way[tile % ELEM_BUFS] = (uint8_t)best;
+  for (int e = 0; e < OT_ENG_COUNT; e++) b->load[e] += b->cost[best][e];
   return best;
 }
 
@@ -452,6 +451,7 @@ ot_status lower_elem_softmax_bwd(lower_ctx *c, const ot_gnode *n) {
 ** not 2N), and beta: on the VectorE from PSUM where the GpSimd shares its SBUF port (NC-v2: work
 ** moved there would not overlap), else on the GpSimd. */
 enum { LN_ACT, LN_BN };
+#define LN_STAT_STEPS 6 /* steps before gamma in either way; the pipeline's second stage */
 
 static bool ln_shared_port(const elem_rowop *r) { return kir_chip(r->c->k)->ports.vector_gpsimd_share_sbuf; }
 
@@ -495,14 +495,13 @@ static bool ln_bn_steps(elem_rowop *r, unsigned step, uint32_t np, const ot_ap *
 static bool body_layernorm(elem_rowop *r, unsigned step, uint32_t t, uint32_t np, const ot_ap *in, const ot_ap *out,
                            const ot_ap *tmp, const kir_buf *small) {
   (void)tmp;
-  if (step == 0 && r->bal.n) elem_balance_pick(r, t);
-  else if (step == 0) r->way[t % ELEM_BUFS] = ln_shared_port(r) ? LN_ACT : LN_BN; /* short runs: list-scheduled */
-  bool act = r->way[t % ELEM_BUFS] == LN_ACT;
-  unsigned nstat = 6; /* steps before gamma */
-  if (step < nstat) return act ? ln_act_steps(r, step, np, in, out, small) : ln_bn_steps(r, step, np, in, out, small);
+  if (step == 0) /* long runs balance the ways; short ones (list-scheduled) take the chip's one */
+    r->way[t % ELEM_BUFS] = r->bal.n ? (uint8_t)elem_balance_pick(&r->bal) : ln_shared_port(r) ? LN_ACT : LN_BN;
+  if (step < LN_STAT_STEPS)
+    return r->way[t % ELEM_BUFS] == LN_ACT ? ln_act_steps(r, step, np, in, out, small) : ln_bn_steps(r, step, np, in, out, small);
   const ot_ap *y = r->out_narrow ? &in[0] : &out[0];
-  if (step == nstat) elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL);
-  else if (step > nstat + 1) return false;
+  if (step == LN_STAT_STEPS) elem_rows_vec_op(r, 0, np, &out[0], OT_ALU_MUL);
+  else if (step > LN_STAT_STEPS + 1) return false;
   else if (ln_shared_port(r)) elem_rows_vec_op2(r, 1, np, y, &out[0], OT_ALU_ADD);
   else kir_tt(r->c->k, OT_ENG_GPSIMD, *y, out[0], elem_tile(&r->vec[1], np, 0, r->d), OT_ALU_ADD);
   return true;
@@ -546,7 +545,7 @@ ot_status lower_elem_layernorm(lower_ctx *c, const ot_gnode *n) {
   r.vec_src[0] = c->hbm[n->in[1]];
   r.vec_src[1] = c->hbm[n->in[2]];
   r.out_narrow = true; /* where it can: x is dead after (x - mean) rstd */
-  rows_pipeline(&r, 6); /* gamma, beta and the stores of group g - 1 run while group g's statistics do */
+  rows_pipeline(&r, LN_STAT_STEPS); /* gamma, beta, stores of group g - 1 run while group g's statistics do */
   if (r.in_order) ln_balance_init(&r);
   bool bn = r.bal.n || !ln_shared_port(&r); /* some tiles take LN_BN */
   r.n_small = bn ? 6 * rows_bn_chunks(&r) + 3 : 4;

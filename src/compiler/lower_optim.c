@@ -180,13 +180,13 @@ static ot_status lower_adamw(lower_ctx *c, const ot_gnode *n) {
   if (!kir_status(k)) {
     adamw_scalars(&r, &c->hbm[n->in[5]], &c->hbm[n->in[4]]);
     const kir_hbm *t[4] = {&c->hbm[n->in[0]], &c->hbm[n->in[1]], &c->hbm[n->in[2]], &c->hbm[n->in[3]]};
-    uint64_t ne = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[0]]), at = 0;
+    uint64_t end = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[0]]), at = 0;
     const uint64_t *range = c->elem_range ? &c->elem_range[2 * (size_t)(n - c->g->node)] : NULL;
-    if (range && range[1]) { at = range[0]; ne = range[1]; } /* this core's share (compile_dp.c) */
+    if (range && range[1]) { at = range[0]; end = range[1]; } /* this core's share (compile_dp.c) */
     uint32_t slot = 0;
-    while (at < ne && !kir_status(k)) {
+    while (at < end && !kir_status(k)) {
       flat_chunk ch;
-      flat_chunks(ne - at, r.P, &ch, 1);
+      flat_chunks(end - at, r.P, &ch, 1);
       ch.off += at;
       adamw_chunk(&r, t, &ch, slot, n);
       at += (uint64_t)ch.parts * ch.f;
