@@ -18,7 +18,6 @@ Only json, struct, time, numpy and torch (Debian python3-torch; no transformers,
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -26,25 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from torch_common import st_read_f32  # noqa: E402
+
 
 def st_load(path):
-    """safetensors: an 8-byte little-endian header length, a JSON header, raw little-endian bytes."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] != "F32":
-            raise SystemExit("%s: tensor %s is %s, expected F32" % (path, name, info["dtype"]))
-        b, e = info["data_offsets"]
-        a = np.frombuffer(raw, dtype="<f4", count=(e - b) // 4, offset=8 + n + b).reshape(info["shape"])
-        out[name] = torch.from_numpy(a.copy())
-    return out
-
-
+    return {k: torch.from_numpy(a) for k, a in st_read_f32(path).items()}
 class Attention(nn.Module):
     def __init__(self, d, heads, ctx):
         super().__init__()

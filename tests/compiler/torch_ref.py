@@ -20,6 +20,7 @@ Exits non-zero with a message when torch is missing or an op is unknown: the C t
 """
 import json
 import math
+import os
 import struct
 import sys
 
@@ -30,6 +31,10 @@ try:
 except ImportError as e:  # pragma: no cover - reported by the C test
     sys.exit(f"torch_ref.py: cannot import numpy/torch with {sys.executable}: {e}; "
              "install Debian python3-numpy and python3-torch")
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from torch_common import llama3_inv_freq  # noqa: E402
 
 DT = torch.float64
 
@@ -52,18 +57,6 @@ def store(x, dtype):
     if dtype == "int32":
         return torch.round(x).detach()
     return x
-
-
-def llama3_inv_freq(inv_freq, factor, low_freq_factor, high_freq_factor, old_context_len):
-    """Hugging Face modeling_rope_utils._compute_llama3_parameters (fp32 tensors, as HF)."""
-    low_freq_wavelen = old_context_len / low_freq_factor
-    high_freq_wavelen = old_context_len / high_freq_factor
-    wavelen = 2 * math.pi / inv_freq
-    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
-    smooth_factor = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-    smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
-    is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
-    return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
 
 
 def rope(x, theta, offset, inverse, scaling=None):

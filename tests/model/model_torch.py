@@ -17,6 +17,7 @@ Only json, struct, numpy and torch (Debian python3-torch): the safetensors forma
 little-endian header length, a JSON header, then raw little-endian tensor bytes."""
 import json
 import math
+import os
 import struct
 import sys
 
@@ -24,25 +25,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from torch_common import llama3_inv_freq as llama3_inv_freq_hf, st_read_f32  # noqa: E402
+
 DT = torch.float64
 
 
 def st_load(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", (name, info["dtype"])
-        b, e = info["data_offsets"]
-        a = np.frombuffer(raw[8 + n + b:8 + n + e], dtype="<f4").reshape(info["shape"])
-        out[name] = torch.tensor(a.astype(np.float64), dtype=DT)
-    return out
-
-
+    return {k: torch.tensor(a.astype(np.float64), dtype=DT) for k, a in st_read_f32(path).items()}
 def st_save(path, tensors):
     header, blobs, off = {}, [], 0
     for name, t in tensors.items():
@@ -99,18 +90,8 @@ def rms(x, w, eps):
 
 
 def llama3_inv_freq(inv, rs):
-    """Hugging Face modeling_rope_utils._compute_llama3_parameters, written out from its source."""
-    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
-    old_context_len = rs["original_max_position_embeddings"]
-    low_freq_wavelen, high_freq_wavelen = old_context_len / low, old_context_len / high
-    wavelen = 2 * math.pi / inv
-    inv_llama = torch.where(wavelen > low_freq_wavelen, inv / factor, inv)
-    smooth = (old_context_len / wavelen - low) / (high - low)
-    smoothed = (1 - smooth) * inv_llama / factor + smooth * inv_llama
-    medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
-    return torch.where(medium, smoothed, inv_llama)
-
-
+    return llama3_inv_freq_hf(inv, rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+                              rs["original_max_position_embeddings"])
 def rope(x, theta, rs=None):
     """Hugging Face rotate_half convention, positions 0..S-1; rs: config rope_scaling (llama3) or None."""
     S, D = x.shape[2], x.shape[3]
