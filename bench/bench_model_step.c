@@ -92,6 +92,12 @@ int main(int argc, char **argv) {
     printf("  gradient all-reduce: %.3f ms from its first to its last instruction (%.1f%% of the step)\n", ar_span * 1e-9,
            step > 0 ? ar_span * 1e-12 / step * 100 : 0);
   if (getenv("BENCH_STATS")) ot_device_print_stats(d, stdout);
+  const char *json_path = getenv("BENCH_STATS_JSON"); /* every graph node's figures, for scripts */
+  if (json_path) {
+    FILE *jf = fopen(json_path, "w");
+    if (!jf || ot_device_print_stats_json(d, jf)) fprintf(stderr, "cannot write %s\n", json_path);
+    if (jf) fclose(jf);
+  }
   ot_device_close(d);
   ot_chip_free(chip);
   return 0;

@@ -82,6 +82,7 @@ static void pw_release(pw_run *r) {
 typedef struct {
   uint32_t t, np, f;
   uint64_t eoff, stride, c0;
+  uint64_t bstride;              /* long period: the broadcast operand's partition stride */
 } pw_pos;
 
 static void pw_load(pw_run *r, const pw_pos *q, ot_ap *ap) {
@@ -93,7 +94,7 @@ static void pw_load(pw_run *r, const pw_pos *q, ot_ap *ap) {
     if (pw->in_bcast[j] && !r->long_period) { ap[ELEM_X(j)] = elem_tile_dt(&r->cst[j], q->np, 0, q->f, dt); continue; }
     ap[ELEM_X(j)] = elem_tile_dt(&b[pw_slot_in(j)], q->np, 0, q->f, dt);
     if (pw->in_bcast[j]) {
-      int64_t hs[2] = {0, 1};
+      int64_t hs[2] = {(int64_t)q->bstride, 1};
       uint32_t hz[2] = {q->np, q->f};
       kir_dma(k, ap[ELEM_X(j)], kir_hbm_ap(&pw->in[j], q->c0, 2, hs, hz), OT_ENG_COUNT);
     } else {
@@ -135,10 +136,30 @@ typedef struct {
   uint32_t t;
 } pw_batch;
 
-static void pw_add(pw_run *r, pw_batch *bt, uint64_t eoff, uint32_t np, uint64_t stride, uint32_t f, uint64_t c0) {
-  pw_pos p = {bt->t++, np, f, eoff, stride, c0};
+static void pw_add_b(pw_run *r, pw_batch *bt, uint64_t eoff, uint32_t np, uint64_t stride, uint32_t f, uint64_t c0,
+                     uint64_t bstride) {
+  pw_pos p = {bt->t++, np, f, eoff, stride, c0, bstride};
   bt->q[bt->n++] = p;
   if (bt->n == ELEM_GROUP) { pw_group(r, bt->q, bt->n); bt->n = 0; }
+}
+
+static void pw_add(pw_run *r, pw_batch *bt, uint64_t eoff, uint32_t np, uint64_t stride, uint32_t f, uint64_t c0) {
+  pw_add_b(r, bt, eoff, np, stride, f, c0, 0);
+}
+
+/* A long period repeated over fewer rows than partitions (GPT-2's position embedding added to
+** B sequences: 2 rows of 786432): each row is cut into [np, ch] tiles of consecutive elements,
+** the broadcast operand loaded with the same cut, instead of [rows, ch] tiles on a few
+** partitions. */
+static void pw_tiles_few_rows(pw_run *r, pw_batch *bt, uint64_t R, uint64_t d) {
+  uint64_t f = r->ch;
+  for (uint64_t row = 0; row < R && !kir_status(r->pw->c->k); row++)
+    for (uint64_t c0 = 0; c0 < d;) {
+      uint64_t left = d - c0, np = left / f < r->P ? left / f : r->P;
+      if (np == 0) { pw_add_b(r, bt, row * d + c0, 1, left, (uint32_t)left, c0, left); break; }
+      pw_add_b(r, bt, row * d + c0, (uint32_t)np, f, (uint32_t)f, c0, f);
+      c0 += np * f;
+    }
 }
 
 static void pw_tiles(pw_run *r) {
@@ -146,7 +167,9 @@ static void pw_tiles(pw_run *r) {
   uint64_t R = pw->total / pw->d, d = pw->d;
   pw_batch bt;
   memset(&bt, 0, sizeof bt);
-  if (r->long_period) {
+  if (r->long_period && R < r->P) {
+    pw_tiles_few_rows(r, &bt, R, d);
+  } else if (r->long_period) {
     for (uint64_t r0 = 0; r0 < R && !kir_status(pw->c->k); r0 += r->P) {
       uint32_t np = (uint32_t)(R - r0 < r->P ? R - r0 : r->P);
       for (uint64_t c0 = 0; c0 < d; c0 += r->ch)

@@ -18,6 +18,8 @@
 ** 128), reduced per partition, and the s partial results combined by a PE transpose into one
 ** PSUM row and one more reduction (trn2 GPT-2 block's stand-in loss: 829 us -> see
 ** docs/compiler-kernels.md).
+** A short reduced axis (at most 16 rows) over long rows is reduced element-wise, row by row on
+** the VectorE (red_rows_plan).
 ** mean divides by len (as the reference does, not a multiply by 1/len). */
 #include <string.h>
 
@@ -264,6 +266,51 @@ static ot_status red_spread_plan(red_run *r, uint64_t outer, uint32_t s) {
   return kir_status(k);
 }
 
+/* ---- few-rows plan: a short reduced axis over long rows ------------------------------------ */
+/* The position-embedding gradient sums B rows of S*D: the partition plan would put B rows on B
+** partitions and the TensorE would pass 512 columns at a time with a K of B.  Instead each output
+** block of np x f consecutive elements is the element-wise reduction of its len rows, loaded as
+** [np, f] tiles and combined on the VectorE in row order: (x0 + x1) + x2 ..., the reference's
+** order. */
+#define RED_FEW_ROWS 16u
+#define RED_ROWS_F 2048u
+
+static bool red_use_rows(const red_run *r) {
+  return r->inner > 1 && r->len >= 2 && r->len <= RED_FEW_ROWS && r->inner >= (uint64_t)r->P * 64;
+}
+
+/* Output elements [i0, i0 + np * f) of outer index o. */
+static void red_rows_block(red_run *r, uint64_t o, uint64_t i0, uint32_t np, uint32_t f) {
+  kir *k = r->c->k;
+  const kir_buf *res = &r->res[r->tr++ % RED_BUFS];
+  ot_ap acc = elem_tile(res, np, 0, f), prev = acc;
+  for (uint64_t l = 0; l < r->len && !kir_status(k); l++) {
+    const kir_buf *data = &r->data[r->t++ % RED_BUFS];
+    ot_ap x = elem_tile_dt(data, np, 0, f, r->dt);
+    kir_dma(k, x, elem_hbm_rows(&r->x, (o * r->len + l) * r->inner + i0, np, f, f), OT_ENG_COUNT);
+    if (l == 0) prev = x;
+    else kir_tt(k, OT_ENG_VECTOR, acc, prev, x, r->alu), prev = acc;
+  }
+  if (r->mean) kir_ts(k, OT_ENG_VECTOR, acc, acc, OT_ALU_DIV, (float)r->len, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+  kir_dma(k, elem_hbm_rows(&r->y, o * r->inner + i0, np, f, f), acc, OT_ENG_COUNT);
+}
+
+static ot_status red_rows_plan(red_run *r, uint64_t outer) {
+  kir *k = r->c->k;
+  for (unsigned s = 0; s < RED_BUFS; s++) {
+    kir_alloc(k, OT_MEM_SBUF, r->P, RED_ROWS_F * 4u, &r->data[s]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, RED_ROWS_F * 4u, &r->res[s]);
+  }
+  for (uint64_t o = 0; o < outer && !kir_status(k); o++)
+    for (uint64_t i0 = 0; i0 < r->inner && !kir_status(k);) {
+      uint64_t left = r->inner - i0, f = left / r->P < RED_ROWS_F ? left / r->P : RED_ROWS_F;
+      if (f == 0) { red_rows_block(r, o, i0, 1, (uint32_t)left); break; }
+      red_rows_block(r, o, i0, r->P, (uint32_t)f);
+      i0 += (uint64_t)r->P * f;
+    }
+  return kir_status(k);
+}
+
 /* The partition plan when its DMAs (one per [128, <=2048] block, ~dma.issue_ns each on the Sync
 ** engine) cost less than the element-strided free-axis plan (every 4-byte run pays the
 ** small-transfer overhead). */
@@ -294,6 +341,7 @@ ot_status lower_elem_reduce(lower_ctx *c, const ot_gnode *n) {
   elem_around(x, (unsigned)n->i[0], &outer, &r.len, &r.inner);
   uint32_t spread = 1;
   if (red_use_spread(&r, outer, &spread)) red_spread_plan(&r, outer, spread);
+  else if (red_use_rows(&r)) red_rows_plan(&r, outer);
   else if (red_use_partitions(&r, outer)) red_part_plan(&r, outer);
   else red_free_plan(&r, outer);
   for (unsigned s = 0; s < RED_BUFS; s++) {

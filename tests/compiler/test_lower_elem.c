@@ -226,6 +226,11 @@ static void test_add_sub_mul(void **state) {
   binary_case(OT_GOP_MUL, "mul by [1]", OT_DT_FP32, 2, s129x1, 1, s1);
   binary_case(OT_GOP_ADD, "add long bias [3000]", OT_DT_FP32, 2, s2x3000, 1, s3000);
   binary_case(OT_GOP_SUB, "sub [4,1000] over 3 lead", OT_DT_FP32, 3, s3x4x1000, 2, s4x1000);
+  /* a long period over fewer rows than partitions (position embeddings over a batch): [128, f]
+  ** tiles of each row, then fewer partitions, then a one-partition tail */
+  int64_t s3x280001[2] = {3, 280001}, s280001[1] = {280001};
+  binary_case(OT_GOP_ADD, "add [280001] to 3 rows", OT_DT_FP32, 2, s3x280001, 1, s280001);
+  binary_case(OT_GOP_MUL, "mul bf16 [280001] to 3 rows", OT_DT_BF16, 2, s3x280001, 1, s280001);
 }
 
 typedef enum { U_SCALE, U_GELU_TANH, U_GELU_ERF, U_SILU } unary_kind;
@@ -356,7 +361,7 @@ static void test_rmsnorm(void **state) {
 }
 
 /* ---- reductions and data movement --------------------------------------------------------- */
-static void reduce_case_dt(ot_gop op, ot_dtype dt, unsigned nd, const int64_t *s, int64_t axis, bool keep) {
+static void reduce_case_tol(ot_gop op, ot_dtype dt, unsigned nd, const int64_t *s, int64_t axis, bool keep, double tol) {
   char label[96];
   snprintf(label, sizeof label, "%s %s [%lld..%lld] axis %lld", ot_gop_table[op].name, ot_dtype_name(dt),
            (long long)s[0], (long long)s[nd - 1], (long long)axis);
@@ -367,10 +372,14 @@ static void reduce_case_dt(ot_gop op, ot_dtype dt, unsigned nd, const int64_t *s
   else if (op == OT_GOP_REDUCE_MAX) y = ot_graph_reduce_max(c.g, "op", x, axis, keep);
   else y = ot_graph_reduce_mean(c.g, "op", x, axis, keep);
   out(&c, y);
-  c.rtol = 1e-5;
-  c.atol = 1e-5; /* tile sums in a different order for long axes and axis 0 */
+  c.rtol = tol;
+  c.atol = tol;
   run_case(&c);
   tc_free(&c);
+}
+
+static void reduce_case_dt(ot_gop op, ot_dtype dt, unsigned nd, const int64_t *s, int64_t axis, bool keep) {
+  reduce_case_tol(op, dt, nd, s, axis, keep, 1e-5); /* tile sums in a different order for long axes and axis 0 */
 }
 
 static void reduce_case(ot_gop op, unsigned nd, const int64_t *s, int64_t axis, bool keep) {
@@ -398,6 +407,12 @@ static void test_reduce(void **state) {
   reduce_case_dt(OT_GOP_REDUCE_SUM, OT_DT_BF16, 2, h, 0, false);
   reduce_case_dt(OT_GOP_REDUCE_MAX, OT_DT_BF16, 2, h, 0, true);
   reduce_case_dt(OT_GOP_REDUCE_MEAN, OT_DT_BF16, 2, h, 1, false);
+  /* a short axis over long rows (the position-embedding gradient): element-wise in row order,
+  ** bit for bit (tolerance 1e-12); [128, 2048] blocks, a [128, 295] block and a one-partition tail */
+  int64_t r1[2] = {3, 300001}, r2[3] = {5, 2, 9000};
+  reduce_case_tol(OT_GOP_REDUCE_SUM, OT_DT_FP32, 2, r1, 0, false, 1e-12);
+  reduce_case_tol(OT_GOP_REDUCE_MEAN, OT_DT_BF16, 2, r1, 0, true, 1e-12);
+  reduce_case_tol(OT_GOP_REDUCE_MAX, OT_DT_FP32, 3, r2, 1, false, 1e-12);
   /* a few long rows spread over the partitions (a 1-D loss), chunked per partition; 10007 is
   ** prime (no spread) */
   int64_t l1[1] = {655360}, l2[2] = {3, 40000}, l3[1] = {10007};
