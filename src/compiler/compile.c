@@ -101,6 +101,33 @@ static void fuse_residual(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   }
 }
 
+/* An add of an embedding table's gradient (embedding_bwd: zeros plus scatter-added rows, its only
+** use) and another gradient of the same table computed earlier (GPT-2's tied wte: the lm_head's
+** dW): the embedding_bwd scatter-adds its rows straight into that gradient, which becomes the
+** add's output; no zeroed table, no add over the whole table (docs/compiler-kernels.md).  Rows
+** repeated in the batch are added one after another onto the other gradient, (a + d1) + d2, where
+** the reference computes a + (d1 + d2): fp32 rounding order only. */
+static void fuse_scatter_accumulate(lower_ctx *c, const uint32_t *uses, uint32_t i) {
+  const ot_graph *g = c->g;
+  const ot_gnode *n = &g->node[i];
+  if (n->op != OT_GOP_ADD || c->fused_away[i] || !lower_embedding_bwd_accumulates()) return;
+  const ot_gtensor *y = &g->t[n->out[0]];
+  for (int side = 0; side < 2; side++) {
+    ot_tid d = n->in[side], a = n->in[1 - side];
+    int32_t q = g->t[d].producer, pa = g->t[a].producer;
+    if (q < 0 || g->node[q].op != OT_GOP_EMBEDDING_BWD || c->fused_away[q]) continue;
+    if (pa < 0 || pa >= q || c->fused_away[pa] || g->node[pa].op == OT_GOP_RESHAPE) continue; /* a complete first */
+    if (uses[d] != 1 || uses[a] != 1 || g->t[d].is_output || g->t[a].is_output) continue;
+    if (c->hbm_alias[d] != OT_TID_NONE || c->hbm_alias[a] != OT_TID_NONE || c->hbm_alias[n->out[0]] != OT_TID_NONE) continue;
+    if (!same_shape(&g->t[a], y) || !same_shape(&g->t[d], y) || y->dtype != OT_DT_FP32 || g->t[a].dtype != OT_DT_FP32) continue;
+    c->epi[q].accumulate = true;
+    c->fused_away[i] = true;
+    c->hbm_alias[a] = n->out[0];
+    c->hbm_alias[d] = n->out[0];
+    return;
+  }
+}
+
 /* ---- attention head split and merge ---------------------------------------------------------- */
 /* A transpose swapping axes 1 and 2 of a 4-D tensor: [B, S, H, D] <-> [B, H, S, D]. */
 static bool is_head_swap(const ot_gnode *n, const ot_gtensor *x) {
@@ -192,7 +219,8 @@ static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
 ** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
 ** linear whose result has no other use: the activation runs while the result leaves PSUM;
 ** (3) residual adds into the GEMM epilogue; (4) a linear feeding only another linear stores its
-** result transposed for it (lower_fuse_linear_chain); (5) the attention's head views. */
+** result transposed for it (lower_fuse_linear_chain); (5) the attention's head views; (6) an
+** embedding gradient added to another gradient of its table (fuse_scatter_accumulate). */
 static void fuse(lower_ctx *c, const uint32_t *uses) {
   const ot_graph *g = c->g;
   for (uint32_t i = 0; i < g->n_node; i++) {
@@ -220,6 +248,7 @@ static void fuse(lower_ctx *c, const uint32_t *uses) {
     c->hbm_alias[x] = n->out[0]; /* the matmul writes the activation's output directly */
   }
   for (uint32_t i = 0; i < g->n_node; i++) fuse_residual(c, uses, i);
+  for (uint32_t i = 0; i < g->n_node; i++) fuse_scatter_accumulate(c, uses, i);
   lower_fuse_linear_chain(c, uses);
   fuse_attention_views(c, uses);
 }

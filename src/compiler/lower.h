@@ -15,6 +15,7 @@ typedef struct {
   ot_tid bias;             /* [N] added before act, OT_TID_NONE if none */
   ot_tid residual;         /* [.., M, N] added after act, OT_TID_NONE if none */
   bool y_t;                /* linear: y stored transposed, [N, M] (its one consumer, a linear, reads it K-major) */
+  bool accumulate;         /* embedding_bwd: scatter-add into the output as it stands (an add fused in) */
 } lower_epilogue;
 
 typedef struct {
@@ -47,6 +48,9 @@ ot_status lower_attention_kv(lower_ctx *c, const ot_gnode *n);
 ot_status lower_kv_write(lower_ctx *c, const ot_gnode *n);
 /* global_norm and adamw (lower_optim.c). */
 lower_fn lower_for_optim(ot_gop op);
+
+/* Whether embedding_bwd can scatter-add into an existing table (epi.accumulate): indirect DMA. */
+bool lower_embedding_bwd_accumulates(void);
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n);
 ot_status lower_linear(lower_ctx *c, const ot_gnode *n);

@@ -102,7 +102,8 @@ static ot_status emb_gather(emb_run *r) {
   return kir_status(k);
 }
 
-static ot_status emb_scatter(emb_run *r) {
+/* dtable = 0: a zero tile stored over every row. */
+static void emb_zero_table(emb_run *r) {
   kir *k = r->k;
   uint32_t zr = lower_min_u32(lower_ceil_div(r->V, r->P), lower_min_u32(16, (16u * 1024u) / (r->D * 4) + 1));
   kir_memset(k, OT_ENG_GPSIMD, kir_ap2(&r->tb[0], r->P, 0, zr * r->D, OT_DT_FP32), 0.0f);
@@ -119,6 +120,12 @@ static ot_status emb_scatter(emb_run *r) {
       v0 = r->V;
     }
   }
+}
+
+/* accumulate: onto the table's other gradient (lower_epilogue.accumulate), not onto zeros. */
+static ot_status emb_scatter(emb_run *r, bool accumulate) {
+  kir *k = r->k;
+  if (!accumulate) emb_zero_table(r);
   for (uint32_t i0 = 0, t = 0; i0 < r->n && !kir_status(k); i0 += r->P, t++) {
     uint32_t ni = lower_min_u32(r->P, r->n - i0);
     const kir_buf *idb = &r->idb[t % 2], *db = &r->oh[t % 2];
@@ -131,6 +138,14 @@ static ot_status emb_scatter(emb_run *r) {
   return kir_status(k);
 }
 #endif
+
+bool lower_embedding_bwd_accumulates(void) {
+#if defined(KIR_DMA_HAS_INDEX)
+  return true;
+#else
+  return false;
+#endif
+}
 
 static void emb_fwd_tile(emb_run *r, uint32_t i0, uint32_t ni) {
   kir *k = r->k;
@@ -221,7 +236,7 @@ ot_status lower_embedding_bwd(lower_ctx *c, const ot_gnode *n) {
       kir_alloc(c->k, OT_MEM_SBUF, r.P, 4, &r.idb[i]);
       kir_alloc(c->k, OT_MEM_SBUF, r.P, r.D * 4, &r.oh[i]);
     }
-    if (!kir_status(c->k)) emb_scatter(&r);
+    if (!kir_status(c->k)) emb_scatter(&r, c->epi[n - c->g->node].accumulate);
     emb_release(&r);
     return kir_status(c->k);
   }

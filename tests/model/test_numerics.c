@@ -89,7 +89,10 @@ static void nt_expect_pass(const char *preset, bool fp32, bool fuse) {
   assert_true(r.compared > 0);
   assert_int_equal(r.n_nodes, nt_graph_nodes(&c));
   assert_int_equal(r.compared + r.fused + r.skipped, r.n_nodes);
-  assert_int_equal(r.fused, r.nodes_fused_by_compiler);
+  /* every node the compiler folds away leaves at least one output unmaterialised; the tied
+  ** embedding's gradient add leaves two (both of its inputs are written into its output) */
+  assert_true(r.fused >= r.nodes_fused_by_compiler);
+  assert_true(r.fused <= r.nodes_fused_by_compiler + 1);
   assert_string_equal(r.races, ""); /* the run had the race checker on */
   if (fuse) assert_true(r.fused > 0);
   else assert_int_equal(r.fused, 0);
