@@ -399,6 +399,7 @@ ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const
     c.name_suffix = po->name_suffix;
     c.preplaced = po->preplaced;
     c.elem_range = po->elem_range;
+    c.norm_split = po->norm_split;
   }
   uint32_t *uses = count_uses(g);
   if (!uses) kir_fail(k, OT_ENOMEM, "out of memory");

@@ -212,7 +212,7 @@ static ot_status lower_cores(dp_ctx *d, ot_error *err) {
     kir_set_schedule(d->k[c], d->opt->schedule);
     char suffix[16];
     snprintf(suffix, sizeof suffix, "@c%u", c);
-    lower_place_opts po = {suffix, c ? shared : NULL, NULL};
+    lower_place_opts po = {suffix, c ? shared : NULL, NULL, NULL};
     kir_hbm *mine = &d->hbm[(size_t)c * (cg->n_t ? cg->n_t : 1)];
     st = lower_graph_into(d->k[c], cg, d->chip, d->opt, &po, mine, c == 0 ? d->opt->stats : NULL, err);
     if (!st && c == 0)
@@ -361,24 +361,24 @@ static uint64_t *optim_ranges_for(const dp_ctx *d, const optim_plan *pl, unsigne
   return r;
 }
 
-/* Lower core c's optimizer graph og: the gradients bound to core c's all-reduced copies, weights,
+/* Lower core c's optimizer graph og: the gradients bound to the all-reduced root copies, weights,
 ** moments and hyper-parameters to the tensor the first core to use them placed (shared[], plain
 ** names); its values ("grad_norm") are plain on core 0 and "@c<c>" elsewhere. */
 static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, const uint64_t *ranges, kir_hbm *shared,
-                                   ot_error *err) {
-  size_t nt = d->cg->n_t ? d->cg->n_t : 1, on = og->n_t ? og->n_t : 1;
+                                   const lower_norm_split *norm, ot_error *err) {
+  size_t on = og->n_t ? og->n_t : 1;
   kir_hbm *pre = malloc(on * sizeof *pre), *mine = malloc(on * sizeof *mine);
   if (!pre || !mine) { free(pre); free(mine); return ot_error_set(err, OT_ENOMEM, "out of memory"); }
   for (uint32_t t = 0; t < og->n_t; t++) pre[t].index = -1;
   for (uint32_t t = 0; t < d->g->n_t; t++) {
     ot_tid o = d->omap[t], ct = d->cmap[t];
     if (o == OT_TID_NONE || og->t[o].role == OT_GROLE_VALUE) continue;
-    if (ct != OT_TID_NONE) pre[o] = d->hbm[(size_t)c * nt + ct]; /* core c's tensor (weights: the shared one) */
+    if (ct != OT_TID_NONE) pre[o] = d->hbm[ct]; /* the all-reduced root copy, core 0's (weights: the shared one) */
     else pre[o] = shared[t];
   }
   char suffix[16];
   snprintf(suffix, sizeof suffix, "@c%u", c);
-  lower_place_opts po = {c ? suffix : NULL, pre, ranges};
+  lower_place_opts po = {c ? suffix : NULL, pre, ranges, norm};
   ot_status st = lower_graph_into(d->k[c], og, d->chip, d->opt, &po, mine, NULL, err);
   for (uint32_t t = 0; !st && t < d->g->n_t; t++) {
     ot_tid o = d->omap[t];
@@ -390,6 +390,35 @@ static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, c
   return st;
 }
 
+/* The global norm shared out among the n cores in `cores` (those that run AdamW nodes): each sums
+** the squares of an equal run of the gradients laid end to end (from the root copy) and the n
+** partial sums are exchanged (lower_norm_split).  Without exactly one global_norm node, or with
+** one such core, every such core computes the whole norm: returns OT_OK with sp->n = 0. */
+static ot_status norm_split_make(dp_ctx *d, const optim_plan *pl, uint64_t cores, unsigned n, lower_norm_split *sp,
+                                 uint64_t *total, ot_error *err) {
+  memset(sp, 0, sizeof *sp);
+  int32_t norm = -1;
+  for (uint32_t i = 0; i < d->g->n_node; i++)
+    if (pl->own[i] == OWN_ADAMW_CORES && d->g->node[i].op == OT_GOP_GLOBAL_NORM) {
+      if (norm >= 0) return OT_OK;
+      norm = (int32_t)i;
+    }
+  if (norm < 0 || n < 2) return OT_OK;
+  const ot_gnode *g = &d->g->node[norm];
+  *total = 0;
+  for (uint32_t i = 0; i < g->n_in; i++) *total += (uint64_t)ot_gtensor_elems(&d->g->t[g->in[i]]);
+  sp->mask = cores;
+  sp->n = n;
+  sp->sem = kir_free_sem_base(d->k[0]) + 2; /* after the all-reduce's two */
+  if (sp->sem >= d->chip->seq.semaphores)
+    return ot_error_set(err, OT_EUNSUPPORTED, "the shared global norm needs semaphore %u; chip %s has %u", sp->sem,
+                        d->chip->name, d->chip->seq.semaphores);
+  uint64_t parts = n;
+  if (kir_tensor(d->k[0], "global_norm.partials", OT_DT_FP32, 1, &parts, OT_ROLE_SCRATCH, NULL, &sp->partials))
+    return ot_error_set(err, kir_status(d->k[0]), "%s", kir_error(d->k[0])->msg);
+  return OT_OK;
+}
+
 /* The optimizer after the all-reduce, shared out among the cores (optim_plan_make). */
 static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
   optim_plan pl = {NULL, NULL};
@@ -397,13 +426,24 @@ static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
   kir_hbm *shared = malloc((d->g->n_t ? d->g->n_t : 1) * sizeof *shared);
   ot_status st = mask && shared && !optim_plan_make(d, &pl) ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
   for (uint32_t t = 0; !st && t < d->g->n_t; t++) shared[t].index = -1;
+  uint64_t workers = 0, total = 0;
+  unsigned n = 0, rank = 0;
+  for (unsigned c = 0; c < d->cores && !st; c++)
+    if (optim_mask_for(d, &pl, c, mask)) workers |= 1ull << c, n++;
+  lower_norm_split sp;
+  if (!st) st = norm_split_make(d, &pl, workers, n, &sp, &total, err);
   for (unsigned c = 0; c < d->cores && !st; c++) {
     if (!optim_mask_for(d, &pl, c, mask)) continue;
+    if (sp.n) { /* rank r's run of the norm's elements, cut as the all-reduce cuts its slices */
+      sp.rank = rank++;
+      sp.lo = total / n * sp.rank + total % n * sp.rank / n;
+      sp.hi = total / n * (sp.rank + 1) + total % n * (sp.rank + 1) / n;
+    }
     ot_graph *og = optim_graph(d->g, mask, d->omap, err);
     uint64_t *ranges = og ? optim_ranges_for(d, &pl, c, mask, og->n_node) : NULL;
     if (!og) st = err && err->code ? err->code : OT_ENOMEM;
     else if (!ranges) st = ot_error_set(err, OT_ENOMEM, "out of memory");
-    else st = lower_optimizer_on(d, c, og, ranges, shared, err);
+    else st = lower_optimizer_on(d, c, og, ranges, shared, sp.n ? &sp : NULL, err);
     free(ranges);
     ot_graph_free(og);
   }

@@ -18,6 +18,19 @@ typedef struct {
   bool accumulate;         /* embedding_bwd: scatter-add into the output as it stands (an add fused in) */
 } lower_epilogue;
 
+/* A global norm shared out among data-parallel cores (compile_dp.c): this core sums the squares
+** of elements [lo, hi) of the norm's inputs laid end to end, writes that partial sum into entry
+** `rank` of `partials`, signals the other taking part on semaphore sem and waits for their
+** increments, then adds the n partial sums in rank order and takes the square root: the same
+** bits on every core. */
+typedef struct {
+  uint64_t mask;           /* the cores taking part, this one included (ranks in core order) */
+  unsigned rank, n;
+  uint64_t lo, hi;
+  kir_hbm partials;        /* [n] fp32, shared by the cores */
+  uint32_t sem;
+} lower_norm_split;
+
 typedef struct {
   kir *k;
   const ot_graph *g;
@@ -32,6 +45,7 @@ typedef struct {
   const char *name_suffix; /* appended to the program names of input and value tensors ("@c3") */
   const kir_hbm *preplaced;/* per tensor: index >= 0 = already in the program (shared), not placed again */
   const uint64_t *elem_range; /* per node i: elements [2i] .. [2i+1] of an adamw (hi 0: all), or NULL */
+  const lower_norm_split *norm_split; /* the global_norm's share on this core, or NULL: all of it */
 } lower_ctx;
 
 typedef ot_status (*lower_fn)(lower_ctx *c, const ot_gnode *n);
@@ -71,6 +85,7 @@ typedef struct {
   const char *name_suffix;
   const kir_hbm *preplaced;
   const uint64_t *elem_range; /* per node i: an adamw updates elements [2i] .. [2i+1] only (hi 0: all) */
+  const lower_norm_split *norm_split; /* a global_norm computes this share and exchanges it */
 } lower_place_opts;
 ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt,
                            const lower_place_opts *po, kir_hbm *hbm_out, ot_compile_stats *stats, ot_error *err);

@@ -1,4 +1,4 @@
-/* All-reduce across the cores of one chip (lower_collective.h; docs/data-parallel.md). */
+/* Reduce across the cores of one chip into the root copy (lower_collective.h; docs/data-parallel.md). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +23,8 @@ static ot_ap flat_ap(const kir_hbm *b, uint64_t elems) {
 }
 
 /* Sum the range [lo, hi) of tensor t on core c: load from every copy, add in core order, scale,
-** store into every copy.  Buffers rotate so that loads of the next tile overlap this one. */
+** store into the root copy (copies[0]).  Buffers rotate so that loads of the next tile overlap
+** this one. */
 static ot_status reduce_range(kir *k, unsigned cores, const kir_hbm *copies, uint64_t lo, uint64_t hi, float scale,
                               const kir_buf *acc, const kir_buf *tmp, unsigned *turn) {
   const uint32_t P = kir_chip(k)->sbuf.partitions;
@@ -49,7 +50,7 @@ static ot_status reduce_range(kir *k, unsigned cores, const kir_hbm *copies, uin
       kir_tt(k, OT_ENG_VECTOR, sa, sa, sb, OT_ALU_ADD);
     }
     if (scale != 1.0f) kir_ts(k, OT_ENG_VECTOR, sa, sa, OT_ALU_MUL, scale, NULL, OT_ALU_BYPASS, 0.0f, NULL);
-    for (unsigned j = 0; j < cores; j++) kir_dma(k, kir_hbm_ap(&copies[j], lo, 2, st, sz), sa, OT_ENG_VECTOR);
+    kir_dma(k, kir_hbm_ap(&copies[0], lo, 2, st, sz), sa, OT_ENG_VECTOR);
     lo += (uint64_t)p * f;
     (*turn)++;
   }
@@ -112,13 +113,13 @@ ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir
       for (unsigned j = 0; j < cores; j++)
         if (j != c) theirs[n++] = flat_ap(&bufs[(size_t)t * cores + j], elems[t]);
     if (cores > 1) kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_ready, expect, theirs, n);
-    /* 2. reduce my slice of every copy, write it into every copy */
+    /* 2. reduce my slice of every copy, write it into the root copy */
     reduce_slice(k[c], c, cores, n_t, bufs, elems, scale, copies);
-    /* 3. my slice is everywhere: tell the others; wait until every slice of my copy is */
+    /* 3. my slice is in the root copy: tell the others; wait until every slice of it is */
     if (cores > 1) {
       kir_remote_signal(k[c], OT_ENG_SYNC, all, sems->sem_done);
       n = 0;
-      for (unsigned t = 0; t < n_t; t++) theirs[n++] = flat_ap(&bufs[(size_t)t * cores + c], elems[t]);
+      for (unsigned t = 0; t < n_t; t++) theirs[n++] = flat_ap(&bufs[(size_t)t * cores], elems[t]);
       kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_done, expect, theirs, n);
     }
     st = kir_status(k[c]);

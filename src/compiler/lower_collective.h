@@ -13,16 +13,19 @@ typedef struct {
   uint32_t epoch;              /* 0 for the first all-reduce on these semaphores */
 } lc_sems;
 
-/* All-reduce of fp32 tensors across cores (k[c] writes core c's streams; all share one program):
-** n_t tensors of elems[t] elements, core c's copy of tensor t at bufs[t * cores + c].  Afterwards
-** every copy holds scale * (sum over cores), summed in core order:
+/* All-reduce of fp32 tensors across cores into one root copy (k[c] writes core c's streams; all
+** share one program): n_t tensors of elems[t] elements, core c's copy of tensor t at
+** bufs[t * cores + c].  Afterwards core 0's copy (the root) holds scale * (sum over cores),
+** summed in core order:
 **     r = (((copy_0 + copy_1) + copy_2) + ... + copy_{cores-1}) * scale     (fp32, RNE each step)
-** so the result is the same bits on every core and for every run.  Reduce-scatter + all-gather
-** over HBM: the tensors are concatenated and cut into `cores` contiguous slices; core c loads
-** slice c of every copy, sums them on its VectorE, and writes the result into slice c of every
-** copy.  Each core first fences and signals sem_ready to the others (its copy is complete), waits
-** for theirs, reduces its slice, then fences and signals sem_done, and waits for theirs before
-** anything later on it touches the tensors.  Instructions are tagged with kir's current origin. */
+** so the result is the same bits for every run; the other copies keep their core's own values.
+** The cores share HBM, so a reader on any core reads the root copy: no all-gather.  A reduce-
+** scatter over HBM: the tensors are concatenated and cut into `cores` contiguous slices; core c
+** loads slice c of every copy, sums them on its VectorE, and writes the result into slice c of
+** the root copy.  Each core first fences and signals sem_ready to the others (its copy is
+** complete), waits for theirs, reduces its slice, then fences and signals sem_done, and waits for
+** theirs before anything later on it touches the root copy.  Instructions are tagged with kir's
+** current origin. */
 ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir_hbm *bufs, const uint64_t *elems,
                           float scale, const lc_sems *sems);
 

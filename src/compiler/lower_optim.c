@@ -40,55 +40,114 @@ static uint32_t partitions(const lower_ctx *c) { return c->chip->sbuf.partitions
 /* ---- global_norm ---------------------------------------------------------------------------- */
 /* Squares summed per partition into one column per chunk (ScalarE activate with red=), the
 ** columns summed on the VectorE, the partitions summed by a ones-vector matmul on the TensorE
-** (fp32, products exact), then sqrt.  Order: chunk columns in input order, then partitions. */
+** (fp32, products exact), then sqrt.  Order: chunk columns in input order, then partitions.
+** Shared out (c->norm_split): the same over this core's elements only, then norm_exchange. */
+
+/* Calls fn(arg, input index, first element, end) for each input's part of [lo, hi), the inputs
+** laid end to end. */
+typedef void (*norm_part_fn)(void *arg, uint32_t i, uint64_t at, uint64_t end);
+static void norm_parts(const lower_ctx *c, const ot_gnode *n, uint64_t lo, uint64_t hi, norm_part_fn fn, void *arg) {
+  uint64_t base = 0;
+  for (uint32_t i = 0; i < n->n_in && base < hi; i++) {
+    uint64_t ne = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[i]]);
+    uint64_t at = lo > base ? lo - base : 0, end = hi - base < ne ? hi - base : ne;
+    if (at < end) fn(arg, i, at, end);
+    base += ne;
+  }
+}
+
+typedef struct {
+  lower_ctx *c;
+  const ot_gnode *n;
+  uint64_t cols;
+  uint32_t col, rot;
+  kir_buf acc, tile[3], sq;
+} norm_run;
+
+static void norm_count(void *arg, uint32_t i, uint64_t at, uint64_t end) {
+  norm_run *r = arg;
+  (void)i;
+  r->cols += flat_count(end - at, partitions(r->c));
+}
+
+static void norm_squares(void *arg, uint32_t i, uint64_t at, uint64_t end) {
+  norm_run *r = arg;
+  kir *k = r->c->k;
+  const kir_hbm *x = &r->c->hbm[r->n->in[i]];
+  while (at < end && !kir_status(k)) {
+    flat_chunk ch; /* one chunk at a time: flat_chunks on the remaining elements gives the next one */
+    flat_chunks(end - at, partitions(r->c), &ch, 1);
+    ch.off += at;
+    const kir_buf *t = &r->tile[r->rot++ % 3];
+    kir_dma(k, kir_ap2(t, ch.parts, 0, ch.f, OT_DT_FP32), flat_hbm(x, &ch), OT_ENG_COUNT);
+    ot_ap red = kir_ap2(&r->acc, ch.parts, r->col++, 1, OT_DT_FP32);
+    kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->sq, ch.parts, 0, ch.f, OT_DT_FP32), kir_ap2(t, ch.parts, 0, ch.f, OT_DT_FP32),
+                 OT_ACT_SQUARE, 1.0f, NULL, NULL, &red);
+    at += (uint64_t)ch.parts * ch.f;
+  }
+}
+
+/* res [1, 1] = this core's sum of squares; written to its entry of the partials, exchanged with
+** the other cores (remote semaphore), the n partials added in rank order into res. */
+static void norm_exchange(lower_ctx *c, const lower_norm_split *sp, const kir_buf *res, const kir_buf *all) {
+  kir *k = c->k;
+  int64_t st[1] = {1};
+  uint32_t one[1] = {1}, n[1] = {sp->n};
+  ot_ap mine = kir_ap2(res, 1, 0, 1, OT_DT_FP32);
+  kir_dma(k, kir_hbm_ap(&sp->partials, sp->rank, 1, st, one), mine, OT_ENG_COUNT);
+  kir_remote_signal(k, OT_ENG_SYNC, sp->mask, sp->sem);
+  ot_ap theirs[64];
+  unsigned m = 0;
+  for (unsigned j = 0; j < sp->n; j++)
+    if (j != sp->rank) theirs[m++] = kir_hbm_ap(&sp->partials, j, 1, st, one);
+  kir_remote_wait(k, OT_ENG_SYNC, sp->sem, (int32_t)m, theirs, m);
+  kir_dma(k, kir_ap2(all, 1, 0, sp->n, OT_DT_FP32), kir_hbm_ap(&sp->partials, 0, 1, st, n), OT_ENG_COUNT);
+  kir_reduce(k, mine, kir_ap2(all, 1, 0, sp->n, OT_DT_FP32), OT_ALU_ADD, 1, false);
+}
+
 static ot_status lower_global_norm(lower_ctx *c, const ot_gnode *n) {
   kir *k = c->k;
   uint32_t P = partitions(c);
-  uint64_t cols = 0;
-  for (uint32_t i = 0; i < n->n_in; i++) cols += flat_count((uint64_t)ot_gtensor_elems(&c->g->t[n->in[i]]), P);
-  if (cols * 4 > 64 * 1024)
+  const lower_norm_split *sp = c->norm_split;
+  uint64_t lo = sp ? sp->lo : 0, hi = sp ? sp->hi : UINT64_MAX;
+  norm_run r;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  r.n = n;
+  norm_parts(c, n, lo, hi, norm_count, &r);
+  if (r.cols * 4 > 64 * 1024)
     return kir_fail(k, OT_EUNSUPPORTED, "global_norm over %llu chunks of %u x %u elements: at most %u chunks",
-                    (unsigned long long)cols, P, FLAT_F, 64 * 1024 / 4);
-  kir_buf acc, tile[3], sq, colsum, ones, res, ps;
-  kir_alloc(k, OT_MEM_SBUF, P, (uint32_t)(cols ? cols : 1) * 4, &acc);
-  for (int i = 0; i < 3; i++) kir_alloc(k, OT_MEM_SBUF, P, FLAT_F * 4, &tile[i]);
-  kir_alloc(k, OT_MEM_SBUF, P, FLAT_F * 4, &sq);
+                    (unsigned long long)r.cols, P, FLAT_F, 64 * 1024 / 4);
+  uint32_t cols = (uint32_t)(r.cols ? r.cols : 1);
+  kir_buf colsum, ones, res, ps, all;
+  kir_alloc(k, OT_MEM_SBUF, P, cols * 4, &r.acc);
+  for (int i = 0; i < 3; i++) kir_alloc(k, OT_MEM_SBUF, P, FLAT_F * 4, &r.tile[i]);
+  kir_alloc(k, OT_MEM_SBUF, P, FLAT_F * 4, &r.sq);
   kir_alloc(k, OT_MEM_SBUF, P, 4, &colsum);
   kir_alloc(k, OT_MEM_SBUF, P, 4, &ones);
   kir_alloc(k, OT_MEM_SBUF, 1, 4, &res);
+  kir_alloc(k, OT_MEM_SBUF, 1, (sp ? sp->n : 1) * 4, &all);
   kir_alloc(k, OT_MEM_PSUM, 1, 4, &ps);
   if (kir_status(k)) return kir_status(k);
-  kir_memset(k, OT_ENG_VECTOR, kir_ap2(&acc, P, 0, (uint32_t)(cols ? cols : 1), OT_DT_FP32), 0.0f);
+  kir_memset(k, OT_ENG_VECTOR, kir_ap2(&r.acc, P, 0, cols, OT_DT_FP32), 0.0f);
   kir_memset(k, OT_ENG_GPSIMD, kir_ap2(&ones, P, 0, 1, OT_DT_FP32), 1.0f);
-  uint32_t col = 0, rot = 0;
-  for (uint32_t i = 0; i < n->n_in && !kir_status(k); i++) {
-    const kir_hbm *x = &c->hbm[n->in[i]];
-    uint64_t ne = (uint64_t)ot_gtensor_elems(&c->g->t[n->in[i]]);
-    for (uint64_t at = 0; at < ne && !kir_status(k);) {
-      flat_chunk ch;
-      uint64_t left = ne - at;
-      /* one chunk at a time: flat_chunks on the remaining elements gives the next one */
-      flat_chunks(left, P, &ch, 1);
-      ch.off += at;
-      const kir_buf *t = &tile[rot++ % 3];
-      kir_dma(k, kir_ap2(t, ch.parts, 0, ch.f, OT_DT_FP32), flat_hbm(x, &ch), OT_ENG_COUNT);
-      ot_ap red = kir_ap2(&acc, ch.parts, col++, 1, OT_DT_FP32);
-      kir_activate(k, OT_ENG_SCALAR, kir_ap2(&sq, ch.parts, 0, ch.f, OT_DT_FP32), kir_ap2(t, ch.parts, 0, ch.f, OT_DT_FP32),
-                   OT_ACT_SQUARE, 1.0f, NULL, NULL, &red);
-      at += (uint64_t)ch.parts * ch.f;
-    }
-  }
-  kir_reduce(k, kir_ap2(&colsum, P, 0, 1, OT_DT_FP32), kir_ap2(&acc, P, 0, (uint32_t)(cols ? cols : 1), OT_DT_FP32),
-             OT_ALU_ADD, 1, false);
+  norm_parts(c, n, lo, hi, norm_squares, &r);
+  kir_reduce(k, kir_ap2(&colsum, P, 0, 1, OT_DT_FP32), kir_ap2(&r.acc, P, 0, cols, OT_DT_FP32), OT_ALU_ADD, 1, false);
   kir_matmul(k, kir_ap2(&ps, 1, 0, 1, OT_DT_FP32), kir_ap2(&colsum, P, 0, 1, OT_DT_FP32), kir_ap2(&ones, P, 0, 1, OT_DT_FP32),
              false);
-  kir_ts(k, OT_ENG_VECTOR, kir_ap2(&res, 1, 0, 1, OT_DT_FP32), kir_ap2(&ps, 1, 0, 1, OT_DT_FP32), OT_ALU_POW, 0.5f, NULL,
-         OT_ALU_BYPASS, 0.0f, NULL);
+  ot_ap y = kir_ap2(&res, 1, 0, 1, OT_DT_FP32);
+  if (sp) {
+    kir_copy(k, OT_ENG_VECTOR, y, kir_ap2(&ps, 1, 0, 1, OT_DT_FP32));
+    norm_exchange(c, sp, &res, &all);
+    kir_ts(k, OT_ENG_VECTOR, y, y, OT_ALU_POW, 0.5f, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+  } else {
+    kir_ts(k, OT_ENG_VECTOR, y, kir_ap2(&ps, 1, 0, 1, OT_DT_FP32), OT_ALU_POW, 0.5f, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+  }
   int64_t st[1] = {1};
   uint32_t sz[1] = {1};
-  kir_dma(k, kir_hbm_ap(&c->hbm[n->out[0]], 0, 1, st, sz), kir_ap2(&res, 1, 0, 1, OT_DT_FP32), OT_ENG_COUNT);
-  kir_buf all[] = {acc, tile[0], tile[1], tile[2], sq, colsum, ones, res, ps};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) kir_release(k, &all[i]);
+  kir_dma(k, kir_hbm_ap(&c->hbm[n->out[0]], 0, 1, st, sz), y, OT_ENG_COUNT);
+  kir_buf bufs[] = {r.acc, r.tile[0], r.tile[1], r.tile[2], r.sq, colsum, ones, res, all, ps};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) kir_release(k, &bufs[i]);
   return kir_status(k);
 }
 
