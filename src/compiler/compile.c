@@ -353,6 +353,7 @@ static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, 
   for (size_t i = 0; i < nn; i++) {
     c->epi[i].act = OT_ACT_COPY;
     c->epi[i].bias = c->epi[i].residual = OT_TID_NONE;
+    c->epi[i].saved.index = -1;
   }
   return OT_OK;
 }

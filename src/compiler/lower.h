@@ -9,13 +9,16 @@
 #include "compiler/graph.h"
 #include "compiler/kir.h"
 
-/* A fused epilogue applied while results leave PSUM. */
+/* Per node: an epilogue fused in (applied while results leave PSUM), and what one lowering leaves
+** for another. */
 typedef struct {
   int act;                 /* ot_act_func (OT_ACT_COPY: none) */
   ot_tid bias;             /* [N] added before act, OT_TID_NONE if none */
   ot_tid residual;         /* [.., M, N] added after act, OT_TID_NONE if none */
   bool y_t;                /* linear: y stored transposed, [N, M] (its one consumer, a linear, reads it K-major) */
   bool accumulate;         /* embedding_bwd: scatter-add into the output as it stands (an add fused in) */
+  kir_hbm saved;           /* statistics a forward leaves for its backward (cross_entropy: -max, sum-exp
+                           ** per row); index < 0: none */
 } lower_epilogue;
 
 /* A global norm shared out among data-parallel cores (compile_dp.c): this core sums the squares

@@ -13,6 +13,7 @@
 ** accumulating into one PSUM word across row tiles (fp32, k order = row order, as the
 ** reference), then divided by N.  Backward: a second pass per chunk writes
 ** ((e / l) - onehot) * (dloss / N) (the chunk is reloaded unless the row fits one chunk). */
+#include <stdio.h>
 #include <string.h>
 
 #include "compiler/lower_attn_int.h"
@@ -22,14 +23,16 @@
 #define CE_NX 4u     /* logits chunk buffers */
 
 /* stats columns beyond attention's online-softmax ones (ST_*, scale 1) */
-enum { C_TGTI = ST_COLS, C_TGT, C_PICK, C_PCH, C_LG, C_LOSS, C_G, C_ONE, C_COLS };
+enum { C_TGTI = ST_COLS, C_TGT, C_PICK, C_PCH, C_LG, C_LOSS, C_G, C_ONE, C_IDX, C_IDXI, C_COLS };
 
 typedef struct {
   kir *k;
   uint32_t N, V, P, VC, nch;
   kir_hbm x, tgt, y, dloss;
+  kir_hbm saved;                    /* [N, 2]: -max and sum-exp per row (forward writes, backward reads) */
+  bool has_saved;
   ot_dtype ydt;
-  bool bwd;
+  bool bwd, gather;                 /* gather: the forward picks the target logits by indirect DMA */
   kir_buf io, xb[CE_NX], eb[CE_PAIR], tmp[CE_PAIR], st[CE_PAIR], outb[CE_PAIR], tot;
   uint32_t rot_x, rot_o;
 } ce_run;
@@ -54,12 +57,29 @@ static ot_ap ce_onehot(ce_run *r, const ce_tile *t, uint32_t c0, uint32_t vc) {
   return oh;
 }
 
+/* pick[p] = x[r0 + p, target[p]], gathered from HBM: the tile's rows as a table of one-element
+** rows, index p * V + target (exact in fp32 while P * V < 2^24, ce_lower checks). */
+static void ce_gather_pick(ce_run *r, const ce_tile *t) {
+  kir *k = r->k;
+  ot_ap ix = attn_col(t->st, t->nr, C_IDX), ii = kir_ap2(t->st, t->nr, C_IDXI, 1, OT_DT_INT32);
+  kir_iota(k, ix, 0, (int32_t)r->V, NULL);
+  kir_tt(k, OT_ENG_GPSIMD, ix, ix, attn_col(t->st, t->nr, C_TGT), OT_ALU_ADD);
+  kir_copy(k, OT_ENG_GPSIMD, ii, ix);
+  int64_t hs[2] = {1, 1};
+  uint32_t hz[2] = {t->nr * r->V, 1};
+  kir_dma_op(k, OT_OP_DMA_GATHER, attn_col(t->st, t->nr, C_PICK), kir_hbm_ap(&r->x, (uint64_t)t->r0 * r->V, 2, hs, hz), &ii,
+             OT_ENG_COUNT);
+}
+
 /* Per row tile: targets (int32 -> fp32) and, for the backward, g = dloss / N on every row. */
 static void ce_tile_setup(ce_run *r, const ce_tile *t) {
   kir *k = r->k;
   attn_load_rows(k, t->st, C_TGTI, OT_DT_INT32, &r->tgt, t->r0, t->nr, 1, 1);
   kir_copy(k, OT_ENG_GPSIMD, attn_col(t->st, t->nr, C_TGT), kir_ap2(t->st, t->nr, C_TGTI, 1, OT_DT_INT32));
-  if (!r->bwd) return;
+  if (!r->bwd) {
+    if (r->gather) ce_gather_pick(r, t);
+    return;
+  }
   int64_t hs[2] = {0, 1};
   uint32_t hz[2] = {t->nr, 1};
   ot_ap g = attn_col(t->st, t->nr, C_G);
@@ -76,7 +96,7 @@ static void ce_stats_chunk(ce_run *r, ce_tile *t, uint32_t nt, uint32_t c0, bool
   for (uint32_t i = 0; i < nt; i++)
     t[i].mcol = attn_online_chunk(k, t[i].st, t[i].mcol, first, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), t[i].nr,
                                   kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32));
-  if (!pick) return;
+  if (!pick || r->gather) return;
   for (uint32_t i = 0; i < nt; i++) { /* (onehot * x) summed by a ScalarE copy's red: exact */
     ot_ap oh = ce_onehot(r, &t[i], c0, vc), pch = attn_col(t[i].st, t[i].nr, first ? C_PICK : C_PCH);
     kir_tt(k, OT_ENG_GPSIMD, oh, oh, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ALU_MUL);
@@ -85,6 +105,19 @@ static void ce_stats_chunk(ce_run *r, ce_tile *t, uint32_t nt, uint32_t c0, bool
       ot_ap pk = attn_col(t[i].st, t[i].nr, C_PICK);
       kir_tt(k, OT_ENG_VECTOR, pk, pk, pch, OT_ALU_ADD);
     }
+  }
+}
+
+/* The tile's -max (column mcol) and sum-exp (ST_L) to the saved statistics, or back from them. */
+static void ce_stats_io(ce_run *r, const ce_tile *t, bool load) {
+  if (!r->has_saved) return;
+  int64_t hs[2] = {2, 1};
+  uint32_t hz[2] = {t->nr, 1};
+  uint32_t cols[2] = {t->mcol, ST_L};
+  for (uint32_t j = 0; j < 2; j++) {
+    ot_ap h = kir_hbm_ap(&r->saved, (uint64_t)t->r0 * 2 + j, 2, hs, hz), s = attn_col(t->st, t->nr, cols[j]);
+    if (load) kir_dma(r->k, s, h, OT_ENG_COUNT);
+    else kir_dma(r->k, h, s, OT_ENG_COUNT);
   }
 }
 
@@ -101,17 +134,20 @@ static void ce_fwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
     kir_activate(k, OT_ENG_SCALAR, lg, attn_col(st, nr, ST_L), OT_ACT_LOG, 1.0f, NULL, NULL, NULL);
     kir_ts(k, OT_ENG_VECTOR, loss, lg, OT_ALU_SUB, 0.0f, &nm, OT_ALU_SUB, 0.0f, &pick);
     kir_matmul(k, kir_ap2(&r->tot, 1, 0, 1, OT_DT_FP32), loss, attn_col(st, nr, C_ONE), t[i].r0 > 0);
+    ce_stats_io(r, &t[i], false);
   }
 }
 
-/* Backward: pass 1 (statistics), pass 2 (gradient chunks: ((e / l) - onehot) * g). */
+/* Backward: pass 1 (statistics; loaded instead when the forward saved them), pass 2 (gradient
+** chunks: ((e / l) - onehot) * g). */
 static void ce_bwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
   kir *k = r->k;
   for (uint32_t i = 0; i < nt; i++) ce_tile_setup(r, &t[i]);
-  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) ce_stats_chunk(r, t, nt, c0, false);
+  for (uint32_t i = 0; i < nt && r->has_saved; i++) ce_stats_io(r, &t[i], true);
+  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k) && !r->has_saved; c0 += r->VC) ce_stats_chunk(r, t, nt, c0, false);
   for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) {
     uint32_t vc = lower_min_u32(r->VC, r->V - c0);
-    if (r->nch > 1)
+    if (r->nch > 1 || r->has_saved)
       for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
     for (uint32_t i = 0; i < nt; i++) {
       ot_ap nm = attn_col(t[i].st, t[i].nr, t[i].mcol), e = kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32);
@@ -164,6 +200,30 @@ static uint32_t ce_chunk_cols(const ot_chip *chip, uint32_t V) {
   return vc;
 }
 
+/* The forward leaves each row's -max and sum-exp in HBM ("<node>.stats", [N, 2] fp32); its
+** backward (node.forward, same logits and targets) loads them instead of a statistics pass over
+** the logits: the same values, so the gradient is bit-identical, and one read of the logits
+** and a VectorE and a ScalarE pass over them less. */
+static ot_status ce_saved_stats(lower_ctx *c, const ot_gnode *n, ce_run *r) {
+  lower_epilogue *e = &c->epi[n - c->g->node];
+  if (!r->bwd) {
+    char name[300];
+    snprintf(name, sizeof name, "%s.stats%s", n->name, c->name_suffix ? c->name_suffix : "");
+    uint64_t shape[2] = {r->N, 2};
+    if (kir_tensor(c->k, name, OT_DT_FP32, 2, shape, OT_ROLE_SCRATCH, NULL, &e->saved)) return kir_status(c->k);
+    r->saved = e->saved;
+    r->has_saved = true;
+    return OT_OK;
+  }
+  int32_t f = n->forward;
+  if (f < 0 || c->epi[f].saved.index < 0 || c->g->node[f].op != OT_GOP_CROSS_ENTROPY) return OT_OK;
+  const ot_gnode *fw = &c->g->node[f];
+  if (c->hbm[fw->in[0]].off != c->hbm[n->in[0]].off || c->hbm[fw->in[1]].off != c->hbm[n->in[1]].off) return OT_OK;
+  r->saved = c->epi[f].saved;
+  r->has_saved = true;
+  return OT_OK;
+}
+
 static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   const ot_gtensor *lg = &c->g->t[n->in[0]];
   ce_run r;
@@ -180,6 +240,8 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.y = c->hbm[n->out[0]];
   r.ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
   if (bwd) r.dloss = c->hbm[n->in[2]];
+  r.gather = lower_embedding_bwd_accumulates() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */
+  if (ce_saved_stats(c, n, &r)) return kir_status(c->k);
   if (r.N == 0 || r.V == 0)
     return kir_fail(c->k, OT_EUNSUPPORTED, "cross_entropy of logits [%u, %u]: supported are N >= 1 and V >= 1", r.N, r.V);
   if (ce_alloc(&r)) { ce_release(&r); return kir_status(c->k); }
