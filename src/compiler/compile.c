@@ -104,7 +104,7 @@ static void fuse_residual(lower_ctx *c, const uint32_t *uses, uint32_t i) {
 /* An add of an embedding table's gradient (embedding_bwd: zeros plus scatter-added rows, its only
 ** use) and another gradient of the same table computed earlier (GPT-2's tied wte: the lm_head's
 ** dW): the embedding_bwd scatter-adds its rows straight into that gradient, which becomes the
-** add's output; no zeroed table, no add over the whole table (docs/compiler-kernels.md).  Rows
+** add's output; no zeroed table, no add over the whole table (docs/compiler-attention.md).  Rows
 ** repeated in the batch are added one after another onto the other gradient, (a + d1) + d2, where
 ** the reference computes a + (d1 + d2): fp32 rounding order only. */
 static void fuse_scatter_accumulate(lower_ctx *c, const uint32_t *uses, uint32_t i) {
