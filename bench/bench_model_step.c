@@ -9,7 +9,8 @@
 ** rows per core, the gradients all-reduced through the simulated chip, AdamW on core 0.  MFU counts
 ** the matmul FLOPs the simulator executed (attention included) against the peak of the cores the
 ** program used, and against the whole chip's; the all-reduce's share is the span of the
-** instructions tagged "allreduce" over the step. */
+** instructions tagged "allreduce" over the step.  BENCH_STATS=1 prints the device statistics;
+** BENCH_STATS_JSON=file writes them as JSON with every graph node's engine time and span. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

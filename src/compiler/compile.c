@@ -110,7 +110,7 @@ static void fuse_residual(lower_ctx *c, const uint32_t *uses, uint32_t i) {
 static void fuse_scatter_accumulate(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   const ot_graph *g = c->g;
   const ot_gnode *n = &g->node[i];
-  if (n->op != OT_GOP_ADD || c->fused_away[i] || !lower_embedding_bwd_accumulates()) return;
+  if (n->op != OT_GOP_ADD || c->fused_away[i] || !kir_has_indirect_dma()) return;
   const ot_gtensor *y = &g->t[n->out[0]];
   for (int side = 0; side < 2; side++) {
     ot_tid d = n->in[side], a = n->in[1 - side];

@@ -99,6 +99,14 @@ ot_status kir_emit(kir *k, ot_engine e, const ot_insn *in);
 ** by the Sync engine, stores by issuer (the engine that wrote the data; OT_ENG_COUNT = Sync). */
 ot_status kir_dma(kir *k, ot_ap dst, ot_ap src, ot_engine issuer);
 #define KIR_DMA_HAS_INDEX 1 /* kir_dma_op passes idx (dma_gather, dma_scatter_add) */
+/* Whether lowerings may use the indirect DMAs (KIR_DMA_HAS_INDEX). */
+static inline bool kir_has_indirect_dma(void) {
+#if defined(KIR_DMA_HAS_INDEX)
+  return true;
+#else
+  return false;
+#endif
+}
 /* Any DMA opcode; idx is the index pattern of dma_gather / dma_scatter_add (NULL otherwise). */
 ot_status kir_dma_op(kir *k, ot_opcode op, ot_ap dst, ot_ap src, const ot_ap *idx, ot_engine issuer);
 

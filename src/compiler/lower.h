@@ -66,9 +66,6 @@ ot_status lower_kv_write(lower_ctx *c, const ot_gnode *n);
 /* global_norm and adamw (lower_optim.c). */
 lower_fn lower_for_optim(ot_gop op);
 
-/* Whether embedding_bwd can scatter-add into an existing table (epi.accumulate): indirect DMA. */
-bool lower_embedding_bwd_accumulates(void);
-
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n);
 ot_status lower_linear(lower_ctx *c, const ot_gnode *n);
 /* A linear whose result (through a fused gelu/silu) feeds only another linear, with at least 128

@@ -240,7 +240,7 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.y = c->hbm[n->out[0]];
   r.ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
   if (bwd) r.dloss = c->hbm[n->in[2]];
-  r.gather = lower_embedding_bwd_accumulates() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */
+  r.gather = kir_has_indirect_dma() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */
   if (ce_saved_stats(c, n, &r)) return kir_status(c->k);
   if (r.N == 0 || r.V == 0)
     return kir_fail(c->k, OT_EUNSUPPORTED, "cross_entropy of logits [%u, %u]: supported are N >= 1 and V >= 1", r.N, r.V);

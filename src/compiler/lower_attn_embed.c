@@ -139,14 +139,6 @@ static ot_status emb_scatter(emb_run *r, bool accumulate) {
 }
 #endif
 
-bool lower_embedding_bwd_accumulates(void) {
-#if defined(KIR_DMA_HAS_INDEX)
-  return true;
-#else
-  return false;
-#endif
-}
-
 static void emb_fwd_tile(emb_run *r, uint32_t i0, uint32_t ni) {
   kir *k = r->k;
   uint32_t s = r->rot % 2;

@@ -136,15 +136,11 @@ typedef struct {
   uint32_t t;
 } pw_batch;
 
-static void pw_add_b(pw_run *r, pw_batch *bt, uint64_t eoff, uint32_t np, uint64_t stride, uint32_t f, uint64_t c0,
-                     uint64_t bstride) {
+static void pw_add(pw_run *r, pw_batch *bt, uint64_t eoff, uint32_t np, uint64_t stride, uint32_t f, uint64_t c0,
+                   uint64_t bstride) {
   pw_pos p = {bt->t++, np, f, eoff, stride, c0, bstride};
   bt->q[bt->n++] = p;
   if (bt->n == ELEM_GROUP) { pw_group(r, bt->q, bt->n); bt->n = 0; }
-}
-
-static void pw_add(pw_run *r, pw_batch *bt, uint64_t eoff, uint32_t np, uint64_t stride, uint32_t f, uint64_t c0) {
-  pw_add_b(r, bt, eoff, np, stride, f, c0, 0);
 }
 
 /* A long period repeated over fewer rows than partitions (GPT-2's position embedding added to
@@ -156,8 +152,8 @@ static void pw_tiles_few_rows(pw_run *r, pw_batch *bt, uint64_t R, uint64_t d) {
   for (uint64_t row = 0; row < R && !kir_status(r->pw->c->k); row++)
     for (uint64_t c0 = 0; c0 < d;) {
       uint64_t left = d - c0, np = left / f < r->P ? left / f : r->P;
-      if (np == 0) { pw_add_b(r, bt, row * d + c0, 1, left, (uint32_t)left, c0, left); break; }
-      pw_add_b(r, bt, row * d + c0, (uint32_t)np, f, (uint32_t)f, c0, f);
+      if (np == 0) { pw_add(r, bt, row * d + c0, 1, left, (uint32_t)left, c0, left); break; }
+      pw_add(r, bt, row * d + c0, (uint32_t)np, f, (uint32_t)f, c0, f);
       c0 += np * f;
     }
 }
@@ -173,14 +169,14 @@ static void pw_tiles(pw_run *r) {
     for (uint64_t r0 = 0; r0 < R && !kir_status(pw->c->k); r0 += r->P) {
       uint32_t np = (uint32_t)(R - r0 < r->P ? R - r0 : r->P);
       for (uint64_t c0 = 0; c0 < d; c0 += r->ch)
-        pw_add(r, &bt, r0 * d + c0, np, d, (uint32_t)(d - c0 < r->ch ? d - c0 : r->ch), c0);
+        pw_add(r, &bt, r0 * d + c0, np, d, (uint32_t)(d - c0 < r->ch ? d - c0 : r->ch), c0, 0);
     }
   } else {
     for (uint64_t r0 = 0; r0 < R && !kir_status(pw->c->k);) {
       uint64_t left = R - r0;
       uint32_t np = 1, gg = (uint32_t)left;
       if (left >= r->g) { np = (uint32_t)(left / r->g < r->P ? left / r->g : r->P); gg = r->g; }
-      pw_add(r, &bt, r0 * d, np, (uint64_t)gg * d, gg * (uint32_t)d, 0);
+      pw_add(r, &bt, r0 * d, np, (uint64_t)gg * d, gg * (uint32_t)d, 0, 0);
       r0 += (uint64_t)np * gg;
     }
   }

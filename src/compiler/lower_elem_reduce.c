@@ -288,8 +288,8 @@ static void red_rows_block(red_run *r, uint64_t o, uint64_t i0, uint32_t np, uin
     const kir_buf *data = &r->data[r->t++ % RED_BUFS];
     ot_ap x = elem_tile_dt(data, np, 0, f, r->dt);
     kir_dma(k, x, elem_hbm_rows(&r->x, (o * r->len + l) * r->inner + i0, np, f, f), OT_ENG_COUNT);
-    if (l == 0) prev = x;
-    else kir_tt(k, OT_ENG_VECTOR, acc, prev, x, r->alu), prev = acc;
+    if (l > 0) kir_tt(k, OT_ENG_VECTOR, acc, prev, x, r->alu);
+    prev = l > 0 ? acc : x;
   }
   if (r->mean) kir_ts(k, OT_ENG_VECTOR, acc, acc, OT_ALU_DIV, (float)r->len, NULL, OT_ALU_BYPASS, 0.0f, NULL);
   kir_dma(k, elem_hbm_rows(&r->y, o * r->inner + i0, np, f, f), acc, OT_ENG_COUNT);
