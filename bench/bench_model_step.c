@@ -10,7 +10,9 @@
 ** the matmul FLOPs the simulator executed (attention included) against the peak of the cores the
 ** program used, and against the whole chip's; the all-reduce's share is the span of the
 ** instructions tagged "allreduce" over the step.  BENCH_STATS=1 prints the device statistics;
-** BENCH_STATS_JSON=file writes them as JSON with every graph node's engine time and span. */
+** BENCH_STATS_JSON=file writes them as JSON with every graph node's engine time and span;
+** BENCH_TRACE=file writes the run's Perfetto trace (large: use a model with few layers, such as a
+** config.json with num_hidden_layers 2). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,8 @@ int main(int argc, char **argv) {
   ot_run_options_default(&ro);
   ro.mode = OT_RUN_TIMING;
   ro.insn_budget = 4000000000ull;
+  const char *trace_path = getenv("BENCH_TRACE");
+  ro.trace = trace_path != NULL;
   if (ot_device_run(d, &ro)) { fprintf(stderr, "%s\n", ot_device_last_error(d)); return 1; }
   double t3 = now_s();
   ot_run_summary s;
@@ -92,6 +96,7 @@ int main(int argc, char **argv) {
   if (cores > 1)
     printf("  gradient all-reduce: %.3f ms from its first to its last instruction (%.1f%% of the step)\n", ar_span * 1e-9,
            step > 0 ? ar_span * 1e-12 / step * 100 : 0);
+  if (trace_path && ot_device_write_trace(d, trace_path)) fprintf(stderr, "%s\n", ot_device_last_error(d));
   if (getenv("BENCH_STATS")) ot_device_print_stats(d, stdout);
   const char *json_path = getenv("BENCH_STATS_JSON"); /* every graph node's figures, for scripts */
   if (json_path) {

@@ -17,6 +17,7 @@
 ** tiles go together, their chunks interleaved stage by stage (the engines' streams are in order,
 ** so this is what lets one tile's TensorE work overlap the other's softmax). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "compiler/lower_attn_int.h"
@@ -112,30 +113,26 @@ typedef struct {
   uint64_t qoff, yoff;
 } attn_tile;
 
-/* attn_load_tiles with rows `stride` elements apart in HBM. */
-static void attn_load_tiles_strided(kir *k, const attn_shape *a, const kir_hbm *t, uint64_t base, uint64_t stride,
-                                    const kir_buf *nat) {
-  uint32_t P = kir_chip(k)->tensor.rows, full = a->S / P, rest = a->S - full * P;
-  if (full) { /* partition p, free (tile, d): row kt*P + p */
+void attn_tiles_dma(kir *k, const kir_buf *buf, uint32_t boff, ot_dtype dt, const kir_hbm *t, uint64_t eoff, uint32_t rows,
+                    uint32_t cols, uint64_t stride, bool store) {
+  uint32_t P = kir_chip(k)->tensor.rows, full = rows / P, rest = rows - full * P;
+  if (full) { /* partition p, free (tile, column): row kt*P + p */
     int64_t hs[3] = {(int64_t)stride, (int64_t)P * (int64_t)stride, 1};
-    uint32_t hz[3] = {P, full, a->D};
-    int32_t ss[2] = {(int32_t)a->D, 1};
-    uint32_t sz[2] = {full, a->D};
-    kir_dma(k, kir_ap(nat, 0, P, 0, a->mm, 2, ss, sz), kir_hbm_ap(t, base, 3, hs, hz), OT_ENG_COUNT);
+    uint32_t hz[3] = {P, full, cols};
+    int32_t ss[2] = {(int32_t)cols, 1};
+    uint32_t sz[2] = {full, cols};
+    ot_ap sb = kir_ap(buf, 0, P, boff * attn_esz(dt), dt, 2, ss, sz), hb = kir_hbm_ap(t, eoff, 3, hs, hz);
+    kir_dma(k, store ? hb : sb, store ? sb : hb, OT_ENG_COUNT);
   }
-  if (rest) attn_load_rows(k, nat, full * a->D, a->mm, t, base + (uint64_t)full * P * stride, rest, a->D, stride);
+  if (!rest) return;
+  uint32_t roff = boff + full * cols;
+  uint64_t reoff = eoff + (uint64_t)full * P * stride;
+  if (store) attn_store_rows(k, t, reoff, stride, buf, roff, dt, rest, cols);
+  else attn_load_rows(k, buf, roff, dt, t, reoff, rest, cols, stride);
 }
 
 void attn_load_tiles(kir *k, const attn_shape *a, const kir_hbm *t, uint64_t base, const kir_buf *nat) {
-  uint32_t P = kir_chip(k)->tensor.rows, full = a->S / P, rest = a->S - full * P;
-  if (full) { /* partition p, free (tile, d): row kt*P + p */
-    int64_t hs[3] = {(int64_t)a->D, (int64_t)P * a->D, 1};
-    uint32_t hz[3] = {P, full, a->D};
-    int32_t ss[2] = {(int32_t)a->D, 1};
-    uint32_t sz[2] = {full, a->D};
-    kir_dma(k, kir_ap(nat, 0, P, 0, a->mm, 2, ss, sz), kir_hbm_ap(t, base, 3, hs, hz), OT_ENG_COUNT);
-  }
-  if (rest) attn_load_rows(k, nat, full * a->D, a->mm, t, base + (uint64_t)full * P * a->D, rest, a->D, a->D);
+  attn_tiles_dma(k, nat, 0, a->mm, t, base, a->S, a->D, a->D, false);
 }
 
 void attn_transpose_tiles(kir *k, const attn_shape *a, const kir_buf *nat, const kir_buf *tp, const kir_buf *dstT) {
@@ -157,8 +154,8 @@ void attn_transpose_tiles(kir *k, const attn_shape *a, const kir_buf *nat, const
 static void attn_load_kv(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
   const attn_shape *a = r->a;
   const attn_view *vk = &a->vk, *vv = &a->vv;
-  attn_load_tiles_strided(r->k, a, &a->k, vk->off + b * vk->sb + g * vk->sh, vk->ss, &r->knat);
-  attn_load_tiles_strided(r->k, a, &a->v, vv->off + b * vv->sb + g * vv->sh, vv->ss, &r->vn[h]);
+  attn_tiles_dma(r->k, &r->knat, 0, a->mm, &a->k, vk->off + b * vk->sb + g * vk->sh, a->S, a->D, vk->ss, false);
+  attn_tiles_dma(r->k, &r->vn[h], 0, a->mm, &a->v, vv->off + b * vv->sb + g * vv->sh, a->S, a->D, vv->ss, false);
   attn_transpose_tiles(r->k, a, &r->knat, &r->tpk, &r->kT[h]);
 }
 
@@ -204,8 +201,9 @@ ot_ap attn_scores(kir *k, const attn_shape *a, const kir_buf *sps, const kir_buf
   return s;
 }
 
-void attn_make_qT(kir *k, const attn_shape *a, const kir_buf *tp, const kir_buf *qn, uint32_t nq, const kir_buf *qT) {
-  kir_transpose(k, kir_ap2(tp, a->D, 0, nq, a->mm), kir_ap2(qn, nq, 0, a->D, a->mm));
+void attn_make_qT(kir *k, const attn_shape *a, const kir_buf *tp, const kir_buf *qn, uint32_t qcol, uint32_t nq,
+                  const kir_buf *qT) {
+  kir_transpose(k, kir_ap2(tp, a->D, 0, nq, a->mm), kir_ap2(qn, nq, qcol, a->D, a->mm));
   /* the ScalarE carries the exps: where VectorE and ScalarE have their own PSUM ports (NC-v3 on)
   ** the VectorE scales (trn2 GPT-2 block: -2%); on NC-v2 they share one and the ScalarE does */
   ot_engine e = kir_chip(k)->ports.vector_scalar_share_psum ? OT_ENG_SCALAR : OT_ENG_VECTOR;
@@ -287,7 +285,7 @@ static void attn_tile_begin(attn_run *r, uint32_t b, attn_tile *t) {
   t->mcol = ST_M0;
   const kir_buf *qn = &r->qn[t->qi];
   attn_load_rows(k, qn, 0, a->mm, &a->q, t->qoff, t->nq, a->D, a->vq.ss);
-  attn_make_qT(k, a, &r->tp, qn, t->nq, &r->qT[t->qi]);
+  attn_make_qT(k, a, &r->tp, qn, 0, t->nq, &r->qT[t->qi]);
 }
 
 /* Finish a query tile: y = O / l in y's type, stored. */
@@ -412,6 +410,31 @@ ot_status attn_check(kir *k, const attn_shape *a, uint32_t P, const char *what, 
   return OT_OK;
 }
 
+/* Whether some attention_bwd of the graph differentiates node n (then its forward saves its
+** statistics). */
+static bool attn_has_backward(const lower_ctx *c, const ot_gnode *n) {
+  int32_t self = (int32_t)(n - c->g->node);
+  for (uint32_t i = 0; i < c->g->n_node; i++)
+    if (c->g->node[i].op == OT_GOP_ATTENTION_BWD && c->g->node[i].forward == self) return true;
+  return false;
+}
+
+static bool attn_same_shape(const attn_shape *x, const attn_shape *y) {
+  return x->B == y->B && x->Hq == y->Hq && x->Hkv == y->Hkv && x->S == y->S && x->D == y->D && x->scale == y->scale &&
+         x->causal == y->causal;
+}
+
+bool attn_saved_stats(lower_ctx *c, const ot_gnode *n, const attn_shape *a, kir_hbm *out) {
+  int32_t f = n->forward;
+  if (f < 0 || (uint32_t)f >= c->g->n_node || c->epi[f].saved.index < 0 || c->g->node[f].op != OT_GOP_ATTENTION)
+    return false;
+  attn_shape fa;
+  attn_shape_read(c, &c->g->node[f], &fa);
+  if (!attn_same_shape(&fa, a)) return false;
+  *out = c->epi[f].saved;
+  return true;
+}
+
 ot_status lower_attention(lower_ctx *c, const ot_gnode *n) {
   attn_shape a;
   attn_shape_read(c, n, &a);
@@ -422,7 +445,16 @@ ot_status lower_attention(lower_ctx *c, const ot_gnode *n) {
   r.P = attn_parts(c->chip);
   r.KT = lower_ceil_div(a.S, r.P);
   if (a.S == 0 || a.D == 0 || a.B == 0 || a.Hq == 0) return OT_OK;
-  if (attn_fwd_t_fits(c->chip, &a)) return lower_attention_t(c, &a);
+  if (attn_fwd_t_fits(c->chip, &a)) {
+    lower_epilogue *e = &c->epi[n - c->g->node];
+    if (attn_has_backward(c, n)) { /* statistics for the backward (attn_saved_stats) */
+      char name[300];
+      snprintf(name, sizeof name, "%s.stats%s", n->name, c->name_suffix ? c->name_suffix : "");
+      uint64_t shape[2] = {2, (uint64_t)a.B * a.Hq * a.S};
+      if (kir_tensor(c->k, name, OT_DT_FP32, 2, shape, OT_ROLE_SCRATCH, NULL, &e->saved)) return kir_status(c->k);
+    }
+    return lower_attention_t(c, &a, e->saved.index >= 0 ? &e->saved : NULL);
+  }
   uint64_t e = attn_esz(a.mm), kd = (uint64_t)r.KT * a.D * e;
   if (attn_check(c->k, &a, r.P, "attention", 2 * ((uint64_t)a.S * e + kd) + kd)) return kir_status(c->k);
   attn_plan(&r);

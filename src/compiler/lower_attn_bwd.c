@@ -2,10 +2,15 @@
 **
 ** For each batch b and kv head g: K^T and V^T [D, S] (PE transposes) and K [128 keys, S/128 x D]
 ** stay in SBUF with fp32 accumulators dK, dV [128 keys, S/128 x D] (zeroed first).  For each
-** query head h of the group and each 128-row query tile (Q, Q^T, dY, dY^T, Y loaded once):
-**   D_i = rowsum(dY * Y)                                   VectorE
+** query head h of the group, its rows in chunks of up to 8 query tiles (Q, dY and Y of a chunk
+** loaded by one DMA each, its dQ stored by one: on trn2 a DMA trigger costs its engine 600 ns,
+** and a DMA per tile and operand took a third of the ScalarE's and VectorE's time):
+**   D_i = rowsum(dY * Y)                                   GpSimd product, VectorE sum, per chunk
+** and each 128-row query tile of the chunk (Q^T and dY^T through the PE):
 **   pass 1, chunks of 512 keys: S = (scale Q) K^T, online max m / sum l (as the forward);
 **           nlse = -(m + ln l)                              ScalarE ln, VectorE
+**           (none where the transposed forward saved its -m and l: loaded per chunk instead,
+**           so P below is the forward's own normalisation)
 **   pass 2, blocks of 128 keys up to the diagonal:
 **     S = Q K^T (masked on the diagonal)                   TensorE (+ VectorE copy, GpSimd select)
 **     P = exp(S + nlse)                                     ScalarE (normalised probabilities)
@@ -21,7 +26,7 @@
 **   dK, dV accumulate in PSUM, one bank each, across every query tile of the kv head when
 **   S/128 x D fp32 fits a bank (GPT-2: S <= 1024 at D = 64), else per block in PSUM and into
 **   fp32 SBUF accumulators by the VectorE.  dQ leaves PSUM once per query tile; dK, dV once
-**   per kv head (summed over the group). */
+**   per kv head (summed over the group), stored by one DMA each. */
 #include <string.h>
 
 #include "compiler/lower_attn_int.h"
@@ -31,24 +36,31 @@
 #define BWD_NQ 4u    /* query-tile buffer sets */
 #define BWD_NB 2u    /* block buffer sets */
 #define BWD_PACC_KT 512u /* key tiles of a PSUM bank of dK at D = 1 */
+#define BWD_NCH 2u   /* query-chunk buffer sets: one in use, the next loading */
+#define BWD_CHUNK_BYTES (16u * 1024u) /* per partition, one set of a chunk's Q, dY, Y, dQ buffers */
+#define BWD_KVO_BYTES (8u * 1024u)    /* per partition, dK and dV of the key tiles one store moves */
 
 /* stats columns beyond the forward's */
-enum { BS_DI = ST_COLS, BS_NDI, BS_LNL, BS_NLSE, BS_COLS };
+enum { BS_LNL = ST_COLS, BS_NLSE, BS_COLS };
 
 typedef struct {
   kir *k;
   const attn_shape *a;
   kir_hbm yv, dy, dq, dk, dv;
   ot_dtype dqt, dkt, dvt;
-  uint32_t P, KT;
+  uint32_t P, KT, QG, KVG; /* QG: query tiles per chunk; KVG: key tiles per dK / dV store */
   kir_buf kT[2], vT[2], kn[2], dka, dva, vnat, tpk;  /* per kv head (two in flight) */
-  kir_buf qn[BWD_NQ], qT[BWD_NQ], dyf[BWD_NQ], dyn[BWD_NQ], dyT[BWD_NQ], yf[BWD_NQ], st[BWD_NQ], dqo[BWD_NQ]; /* per query tile */
+  /* per query chunk: Q, dY (fp32 and matmul type), Y (then dY * Y), dQ out, D_i and -D_i */
+  kir_buf qc[BWD_NCH], dyc[BWD_NCH], dync[BWD_NCH], yc[BWD_NCH], dqc[BWD_NCH], dic[BWD_NCH];
+  kir_buf qT[BWD_NQ], dyT[BWD_NQ], st[BWD_NQ]; /* per query tile */
   kir_buf psb[BWD_NB], dss[BWD_NB], dsT[BWD_NB], junk, kvo; /* per block */
   kir_buf sps[BWD_NB], dps[BWD_NB], dvp[BWD_NB], dkp[BWD_NB], dqp[BWD_NQ], tp; /* PSUM */
   kir_buf masks;
-  uint32_t rot_q, rot_b, h;
+  uint32_t rot_q, rot_b, rot_c, h;
   bool pacc;                /* dK, dV accumulate in PSUM (one bank each), not in SBUF */
   bool split_ds;            /* dS in two steps (ScalarE, VectorE) instead of one VectorE stt */
+  bool saved;               /* the forward's statistics (stats) replace pass 1 */
+  kir_hbm stats;
   kir_buf pdk, pdv;
   uint8_t started[BWD_PACC_KT]; /* pacc: key tile kt has its first contribution emitted */
 } bwd_run;
@@ -63,50 +75,99 @@ static void bwd_load_kv(bwd_run *r, uint32_t b, uint32_t g, uint32_t h) {
   attn_transpose_tiles(r->k, a, &r->vnat, &r->tpk, &r->vT[h]);
 }
 
-/* dK, dV accumulators of kv head (b, g) to HBM in the output types. */
+/* A run of tiles holding `rows` rows, as at most two regions: the full tiles on every partition,
+** then a partial last tile on fewer (rows past the end are never read). */
+typedef struct {
+  uint32_t np, t0, nt;
+} bwd_region;
+
+static uint32_t bwd_regions(uint32_t P, uint32_t rows, bwd_region reg[2]) {
+  uint32_t full = rows / P, n = 0;
+  if (full) reg[n++] = (bwd_region){P, 0, full};
+  if (rows % P) reg[n++] = (bwd_region){rows % P, full, 1};
+  return n;
+}
+
+/* Region rg of a tiled buffer (tile t at element column boff + t x cols) as [np, nt, cols]. */
+static ot_ap bwd_region_ap(const kir_buf *b, uint32_t boff, const bwd_region *rg, uint32_t cols, ot_dtype dt) {
+  int32_t ss[2] = {(int32_t)cols, 1};
+  uint32_t sz[2] = {rg->nt, cols};
+  return kir_ap(b, 0, rg->np, (boff + rg->t0 * cols) * attn_esz(dt), dt, 2, ss, sz);
+}
+
+/* dK, dV accumulators of kv head (b, g) to HBM in the output types, KVG key tiles per store. */
 static void bwd_store_kv(bwd_run *r, uint32_t b, uint32_t g) {
   const attn_shape *a = r->a;
   uint64_t base = ((uint64_t)b * a->Hkv + g) * a->S * a->D;
-  for (uint32_t kt = 0; kt < r->KT; kt++) {
-    uint32_t nk = lower_min_u32(r->P, a->S - kt * r->P);
-    const kir_buf *acc[2] = {r->pacc ? &r->pdk : &r->dka, r->pacc ? &r->pdv : &r->dva};
-    const kir_hbm *out[2] = {&r->dk, &r->dv};
-    ot_dtype dt[2] = {r->dkt, r->dvt};
+  const kir_buf *acc[2] = {r->pacc ? &r->pdk : &r->dka, r->pacc ? &r->pdv : &r->dva};
+  const kir_hbm *out[2] = {&r->dk, &r->dv};
+  ot_dtype dt[2] = {r->dkt, r->dvt};
+  for (uint32_t kt0 = 0; kt0 < r->KT; kt0 += r->KVG) {
+    uint32_t rows = lower_min_u32(r->KVG * r->P, a->S - kt0 * r->P);
+    bwd_region reg[2];
+    uint32_t nr = bwd_regions(r->P, rows, reg);
     for (int j = 0; j < 2; j++) {
-      ot_ap o = kir_ap2(&r->kvo, nk, j * a->D, a->D, dt[j]), in = kir_ap2(acc[j], nk, kt * a->D, a->D, OT_DT_FP32);
-      if (j) kir_copy(r->k, OT_ENG_VECTOR, o, in);
-      else kir_activate(r->k, OT_ENG_SCALAR, o, in, OT_ACT_COPY, a->scale, NULL, NULL, NULL); /* dK = scale dS^T Q */
-      attn_store_rows(r->k, out[j], base + (uint64_t)kt * r->P * a->D, a->D, &r->kvo, j * a->D, dt[j], nk, a->D);
+      uint32_t ooff = j * r->KVG * a->D * 4 / attn_esz(dt[j]); /* dK, then dV, each KVG x D x 4 bytes */
+      for (uint32_t i = 0; i < nr; i++) {
+        ot_ap o = bwd_region_ap(&r->kvo, ooff, &reg[i], a->D, dt[j]), in = bwd_region_ap(acc[j], kt0 * a->D, &reg[i], a->D, OT_DT_FP32);
+        if (j) kir_copy(r->k, OT_ENG_VECTOR, o, in);
+        else kir_activate(r->k, OT_ENG_SCALAR, o, in, OT_ACT_COPY, a->scale, NULL, NULL, NULL); /* dK = scale dS^T Q */
+      }
+      attn_tiles_dma(r->k, &r->kvo, ooff, dt[j], out[j], base + (uint64_t)kt0 * r->P * a->D, rows, a->D, a->D, true);
     }
   }
 }
 
-/* Query-tile operands: Q, Q^T, dY (fp32 and mm), dY^T, and D_i = rowsum(dY * Y). */
-static void bwd_load_q(bwd_run *r, uint32_t qi, uint64_t qoff, uint32_t nq) {
+/* A chunk of query rows [q0, q0 + rows) of query head hq, its buffers slot cs. */
+typedef struct {
+  uint32_t hq, q0, rows, cs;
+  uint64_t qoff;
+} bwd_chunk;
+
+/* Columns of a chunk's dic buffer, QG each: D_i, -D_i, and with saved statistics -m, l (then
+** ln l) and nlse = -m - ln l. */
+enum { DC_DI, DC_NDI, DC_NM, DC_L, DC_NLSE, DC_COLS };
+
+/* A chunk's Q, dY and Y (one DMA each), dY in the matmul type, D_i = rowsum(dY * Y) and -D_i;
+** with saved statistics, each row's -m and l (one DMA each) and nlse = -m - ln l. */
+static void bwd_load_chunk(bwd_run *r, const bwd_chunk *ch) {
   const attn_shape *a = r->a;
   kir *k = r->k;
-  uint32_t D = a->D;
-  attn_load_rows(k, &r->qn[qi], 0, a->mm, &a->q, qoff, nq, D, D);
-  attn_make_qT(k, a, &r->tp, &r->qn[qi], nq, &r->qT[qi]);
-  attn_load_rows(k, &r->dyf[qi], 0, OT_DT_FP32, &r->dy, qoff, nq, D, D);
-  attn_load_rows(k, &r->yf[qi], 0, OT_DT_FP32, &r->yv, qoff, nq, D, D);
-  kir_copy(k, OT_ENG_GPSIMD, kir_ap2(&r->dyn[qi], nq, 0, D, a->mm), kir_ap2(&r->dyf[qi], nq, 0, D, OT_DT_FP32));
-  attn_transpose(k, OT_ENG_VECTOR, &r->tp, 0, kir_ap2(&r->dyn[qi], nq, 0, D, a->mm), nq, D, a->mm, &r->dyT[qi], 0, a->mm);
-  kir_tt(k, OT_ENG_GPSIMD, kir_ap2(&r->yf[qi], nq, 0, D, OT_DT_FP32), kir_ap2(&r->dyf[qi], nq, 0, D, OT_DT_FP32),
-         kir_ap2(&r->yf[qi], nq, 0, D, OT_DT_FP32), OT_ALU_MUL);
-  kir_reduce(k, attn_col(&r->st[qi], nq, BS_DI), kir_ap2(&r->yf[qi], nq, 0, D, OT_DT_FP32), OT_ALU_ADD, 1, false);
-  if (r->split_ds)
-    kir_ts(k, OT_ENG_GPSIMD, attn_col(&r->st[qi], nq, BS_NDI), attn_col(&r->st[qi], nq, BS_DI), OT_ALU_MUL, -1.0f, NULL,
-           OT_ALU_BYPASS, 0.0f, NULL);
+  uint32_t D = a->D, cs = ch->cs;
+  attn_tiles_dma(k, &r->qc[cs], 0, a->mm, &a->q, ch->qoff, ch->rows, D, D, false);
+  attn_tiles_dma(k, &r->dyc[cs], 0, OT_DT_FP32, &r->dy, ch->qoff, ch->rows, D, D, false);
+  attn_tiles_dma(k, &r->yc[cs], 0, OT_DT_FP32, &r->yv, ch->qoff, ch->rows, D, D, false);
+  uint64_t srow = ch->qoff / D, R = (uint64_t)a->B * a->Hq * a->S; /* the chunk's first row in the statistics */
+  if (r->saved) {
+    attn_tiles_dma(k, &r->dic[cs], DC_NM * r->QG, OT_DT_FP32, &r->stats, srow, ch->rows, 1, 1, false);
+    attn_tiles_dma(k, &r->dic[cs], DC_L * r->QG, OT_DT_FP32, &r->stats, R + srow, ch->rows, 1, 1, false);
+  }
+  bwd_region reg[2];
+  uint32_t nr = bwd_regions(r->P, ch->rows, reg);
+  for (uint32_t i = 0; i < nr; i++) {
+    ot_ap dyf = bwd_region_ap(&r->dyc[cs], 0, &reg[i], D, OT_DT_FP32), yf = bwd_region_ap(&r->yc[cs], 0, &reg[i], D, OT_DT_FP32);
+    ot_ap di = bwd_region_ap(&r->dic[cs], 0, &reg[i], 1, OT_DT_FP32);
+    kir_copy(k, OT_ENG_GPSIMD, bwd_region_ap(&r->dync[cs], 0, &reg[i], D, a->mm), dyf);
+    kir_tt(k, OT_ENG_GPSIMD, yf, dyf, yf, OT_ALU_MUL);
+    kir_reduce(k, di, yf, OT_ALU_ADD, 1, false);
+    if (r->split_ds)
+      kir_ts(k, OT_ENG_GPSIMD, bwd_region_ap(&r->dic[cs], DC_NDI * r->QG, &reg[i], 1, OT_DT_FP32), di, OT_ALU_MUL, -1.0f,
+             NULL, OT_ALU_BYPASS, 0.0f, NULL);
+    if (r->saved) {
+      ot_ap l = bwd_region_ap(&r->dic[cs], DC_L * r->QG, &reg[i], 1, OT_DT_FP32);
+      kir_activate(k, OT_ENG_SCALAR, l, l, OT_ACT_LOG, 1.0f, NULL, NULL, NULL);
+      kir_tt(k, OT_ENG_VECTOR, bwd_region_ap(&r->dic[cs], DC_NLSE * r->QG, &reg[i], 1, OT_DT_FP32),
+             bwd_region_ap(&r->dic[cs], DC_NM * r->QG, &reg[i], 1, OT_DT_FP32), l, OT_ALU_SUB);
+    }
+  }
 }
 
-/* A query tile in flight: rows [q0, q0+nq) of query head hq, its buffers slot qi; per block,
-** the block buffers slot bi and the probabilities / scaled dS. */
+/* A query tile in flight: rows [q0, q0+nq) of query head hq, tile ct of chunk slot cs, its
+** buffers slot qi; per block, the block buffers slot bi and the probabilities / scaled dS. */
 typedef struct {
-  uint32_t hq, q0, nq, qi, kend, bi, nkb;
+  uint32_t hq, q0, nq, qi, cs, ct, kend, bi, nkb;
   uint8_t acc[BWD_BLK / 128]; /* pacc: per 128-key sub-block, continue its accumulation group */
-  uint64_t qoff;
-  ot_ap p, dss;
+  ot_ap p, dss, nlse;
 } bwd_tile;
 
 /* Pass 1 for the tiles t[0..nt): row max and sum over the visible keys, chunk by chunk
@@ -198,9 +259,8 @@ static void bwd_blocks(bwd_run *r, bwd_tile *t, uint32_t nt, uint32_t k0) {
   }
   for (uint32_t i = 0; i < nt; i++) { /* P = exp(S - m - ln l) */
     if (k0 >= t[i].kend) continue;
-    ot_ap nlse = attn_col(&r->st[t[i].qi], t[i].nq, BS_NLSE);
     t[i].p = kir_ap2(&r->psb[t[i].bi], t[i].nq, 0, t[i].nkb, a->mm);
-    kir_activate(k, OT_ENG_SCALAR, t[i].p, sc[i], OT_ACT_EXP, 1.0f, NULL, &nlse, NULL);
+    kir_activate(k, OT_ENG_SCALAR, t[i].p, sc[i], OT_ACT_EXP, 1.0f, NULL, &t[i].nlse, NULL);
   }
   for (uint32_t i = 0; i < nt; i++) /* dP = dY V^T */
     if (k0 < t[i].kend)
@@ -209,11 +269,11 @@ static void bwd_blocks(bwd_run *r, bwd_tile *t, uint32_t nt, uint32_t k0) {
   for (uint32_t i = 0; i < nt; i++) { /* dS = (dP - D_i) P, in the matmul type (scale: when dQ, dK leave PSUM) */
     if (k0 >= t[i].kend) continue;
     uint32_t nq = t[i].nq, nkb = t[i].nkb, bi = t[i].bi;
-    ot_ap di = attn_col(&r->st[t[i].qi], nq, BS_DI);
+    ot_ap di = attn_col(&r->dic[t[i].cs], nq, DC_DI * r->QG + t[i].ct);
     t[i].dss = kir_ap2(&r->dss[bi], nq, 0, nkb, a->mm);
     ot_ap dp = kir_ap2(&r->dps[bi], nq, 0, nkb, OT_DT_FP32);
     if (r->split_ds) { /* ScalarE: dP - D_i out of PSUM (bias); VectorE: a 16-bit SBUF product at 1 per cycle */
-      ot_ap ndi = attn_col(&r->st[t[i].qi], nq, BS_NDI);
+      ot_ap ndi = attn_col(&r->dic[t[i].cs], nq, DC_NDI * r->QG + t[i].ct);
       kir_activate(k, OT_ENG_SCALAR, t[i].dss, dp, OT_ACT_COPY, 1.0f, NULL, &ndi, NULL);
       kir_tt(k, OT_ENG_VECTOR, t[i].dss, t[i].dss, t[i].p, OT_ALU_MUL);
     } else {
@@ -224,13 +284,13 @@ static void bwd_blocks(bwd_run *r, bwd_tile *t, uint32_t nt, uint32_t k0) {
     for (uint32_t j = 0; k0 < t[i].kend && j < nsub[i]; j++) {
       uint32_t nk = lower_min_u32(P, t[i].nkb - j * P);
       bwd_accumulate(r, &r->dvp[t[i].bi], kir_ap2(&r->psb[t[i].bi], t[i].nq, j * P, nk, a->mm),
-                     kir_ap2(&r->dyn[t[i].qi], t[i].nq, 0, D, a->mm), nk, r->pacc ? &r->pdv : &r->dva, kt0 + j, t[i].acc[j]);
+                     kir_ap2(&r->dync[t[i].cs], t[i].nq, t[i].ct * D, D, a->mm), nk, r->pacc ? &r->pdv : &r->dva, kt0 + j, t[i].acc[j]);
     }
   for (uint32_t i = 0; i < nt; i++) /* dK += dS^T Q */
     for (uint32_t j = 0; k0 < t[i].kend && j < nsub[i]; j++) {
       uint32_t nk = lower_min_u32(P, t[i].nkb - j * P);
       bwd_accumulate(r, &r->dkp[t[i].bi], kir_ap2(&r->dss[t[i].bi], t[i].nq, j * P, nk, a->mm),
-                     kir_ap2(&r->qn[t[i].qi], t[i].nq, 0, D, a->mm), nk, r->pacc ? &r->pdk : &r->dka, kt0 + j, t[i].acc[j]);
+                     kir_ap2(&r->qc[t[i].cs], t[i].nq, t[i].ct * D, D, a->mm), nk, r->pacc ? &r->pdk : &r->dka, kt0 + j, t[i].acc[j]);
     }
   for (uint32_t i = 0; i < nt; i++) /* dS^T */
     if (k0 < t[i].kend) bwd_ds_transpose(r, &t[i], nsub[i]);
@@ -242,45 +302,57 @@ static void bwd_blocks(bwd_run *r, bwd_tile *t, uint32_t nt, uint32_t k0) {
     }
 }
 
-/* Up to BWD_PAIR query tiles of batch b: loads and statistics, then pass 2 block by block. */
-static void bwd_tiles(bwd_run *r, uint32_t b, bwd_tile *t, uint32_t nt) {
+/* Up to BWD_PAIR query tiles of a loaded chunk: Q^T, dY^T and statistics, then pass 2 block by
+** block; dQ out of PSUM into the chunk's dQ buffer. */
+static void bwd_tiles(bwd_run *r, bwd_tile *t, uint32_t nt) {
   const attn_shape *a = r->a;
   kir *k = r->k;
+  uint32_t D = a->D;
   for (uint32_t i = 0; i < nt; i++) {
-    t[i].nq = lower_min_u32(r->P, a->S - t[i].q0);
-    t[i].qi = r->rot_q++ % BWD_NQ;
-    t[i].qoff = (((uint64_t)b * a->Hq + t[i].hq) * a->S + t[i].q0) * a->D;
-    t[i].kend = a->causal ? t[i].q0 + t[i].nq : a->S;
-    bwd_load_q(r, t[i].qi, t[i].qoff, t[i].nq);
+    uint32_t qi = t[i].qi = r->rot_q++ % BWD_NQ, nq = t[i].nq = lower_min_u32(r->P, a->S - t[i].q0);
+    t[i].kend = a->causal ? t[i].q0 + nq : a->S;
+    attn_make_qT(k, a, &r->tp, &r->qc[t[i].cs], t[i].ct * D, nq, &r->qT[qi]);
+    attn_transpose(k, OT_ENG_VECTOR, &r->tp, 0, kir_ap2(&r->dync[t[i].cs], nq, t[i].ct * D, D, a->mm), nq, D, a->mm, &r->dyT[qi],
+                   0, a->mm);
   }
   uint32_t kmax = 0;
-  bwd_stats(r, t, nt);
+  if (!r->saved) bwd_stats(r, t, nt);
+  for (uint32_t i = 0; i < nt; i++)
+    t[i].nlse = r->saved ? attn_col(&r->dic[t[i].cs], t[i].nq, DC_NLSE * r->QG + t[i].ct) : attn_col(&r->st[t[i].qi], t[i].nq, BS_NLSE);
   for (uint32_t i = 0; i < nt; i++)
     if (t[i].kend > kmax) kmax = t[i].kend;
   for (uint32_t k0 = 0; k0 < kmax && !kir_status(k); k0 += BWD_BLK) bwd_blocks(r, t, nt, k0);
-  for (uint32_t i = 0; i < nt; i++) {
-    uint32_t qi = t[i].qi, nq = t[i].nq;
-    kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->dqo[qi], nq, 0, a->D, r->dqt), kir_ap2(&r->dqp[qi], nq, 0, a->D, OT_DT_FP32),
-                 OT_ACT_COPY, a->scale, NULL, NULL, NULL);
-    attn_store_rows(k, &r->dq, t[i].qoff, a->D, &r->dqo[qi], 0, r->dqt, nq, a->D);
-  }
+  for (uint32_t i = 0; i < nt; i++)
+    kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->dqc[t[i].cs], t[i].nq, t[i].ct * D, D, r->dqt),
+                 kir_ap2(&r->dqp[t[i].qi], t[i].nq, 0, D, OT_DT_FP32), OT_ACT_COPY, a->scale, NULL, NULL, NULL);
 }
 
-/* Every query tile of kv head (b, g) in (row tile, head) order, BWD_PAIR at a time. */
+/* Every query tile of kv head (b, g), head by head of the group, in chunks of QG tiles (loaded
+** and their dQ stored together), BWD_PAIR tiles at a time. */
 static void bwd_kv_head(bwd_run *r, uint32_t b, uint32_t g) {
   const attn_shape *a = r->a;
-  uint32_t grp = a->Hq / a->Hkv, total = grp * r->KT;
-  bwd_tile t[BWD_PAIR];
-  for (uint32_t done = 0; done < total && !kir_status(r->k);) {
-    uint32_t nt = lower_min_u32(BWD_PAIR, total - done);
-    for (uint32_t i = 0; i < nt; i++) {
-      memset(&t[i], 0, sizeof t[i]);
-      t[i].q0 = ((done + i) / grp) * r->P;
-      t[i].hq = g * grp + (done + i) % grp;
+  uint32_t grp = a->Hq / a->Hkv;
+  for (uint32_t hi = 0; hi < grp; hi++)
+    for (uint32_t c0 = 0; c0 < r->KT && !kir_status(r->k); c0 += r->QG) {
+      bwd_chunk ch = {g * grp + hi, c0 * r->P, lower_min_u32(r->QG * r->P, a->S - c0 * r->P), r->rot_c++ % BWD_NCH, 0};
+      ch.qoff = (((uint64_t)b * a->Hq + ch.hq) * a->S + ch.q0) * a->D;
+      bwd_load_chunk(r, &ch);
+      uint32_t ntile = lower_ceil_div(ch.rows, r->P);
+      for (uint32_t done = 0; done < ntile && !kir_status(r->k);) {
+        uint32_t nt = lower_min_u32(BWD_PAIR, ntile - done);
+        bwd_tile t[BWD_PAIR];
+        for (uint32_t i = 0; i < nt; i++) {
+          memset(&t[i], 0, sizeof t[i]);
+          t[i].hq = ch.hq;
+          t[i].cs = ch.cs;
+          t[i].ct = done + i;
+          t[i].q0 = ch.q0 + (done + i) * r->P;
+        }
+        bwd_tiles(r, t, nt);
+        done += nt;
+      }
+      attn_tiles_dma(r->k, &r->dqc[ch.cs], 0, r->dqt, &r->dq, ch.qoff, ch.rows, a->D, a->D, true);
     }
-    bwd_tiles(r, b, t, nt);
-    done += nt;
-  }
 }
 
 static ot_status bwd_alloc(bwd_run *r) {
@@ -302,18 +374,22 @@ static ot_status bwd_alloc(bwd_run *r) {
     kir_alloc(k, OT_MEM_SBUF, P, KD * 4, &r->dva);
   }
   kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * 4, &r->junk);
-  kir_alloc(k, OT_MEM_SBUF, P, 2 * D * 4, &r->kvo);
+  kir_alloc(k, OT_MEM_SBUF, P, 2 * r->KVG * D * 4, &r->kvo);
   kir_alloc(k, OT_MEM_PSUM, P, P * e, &r->tp);
   if (a->causal) kir_alloc(k, OT_MEM_SBUF, P, (ATTN_MASKS * KCHUNK + P) * e, &r->masks);
+  for (uint32_t i = 0; i < BWD_NCH; i++) {
+    uint32_t QD = r->QG * D;
+    kir_alloc(k, OT_MEM_SBUF, P, QD * e, &r->qc[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, QD * 4, &r->dyc[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, QD * e, &r->dync[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, QD * 4, &r->yc[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, QD * attn_esz(r->dqt), &r->dqc[i]);
+    kir_alloc(k, OT_MEM_SBUF, P, DC_COLS * r->QG * 4, &r->dic[i]);
+  }
   for (uint32_t i = 0; i < BWD_NQ; i++) {
-    kir_alloc(k, OT_MEM_SBUF, P, D * e, &r->qn[i]);
     kir_alloc(k, OT_MEM_SBUF, P, P * e, &r->qT[i]);
-    kir_alloc(k, OT_MEM_SBUF, P, D * 4, &r->dyf[i]);
-    kir_alloc(k, OT_MEM_SBUF, P, D * e, &r->dyn[i]);
     kir_alloc(k, OT_MEM_SBUF, P, P * e, &r->dyT[i]);
-    kir_alloc(k, OT_MEM_SBUF, P, D * 4, &r->yf[i]);
     kir_alloc(k, OT_MEM_SBUF, P, BS_COLS * 4, &r->st[i]);
-    kir_alloc(k, OT_MEM_SBUF, P, D * 4, &r->dqo[i]);
     kir_alloc(k, OT_MEM_PSUM, P, D * 4, &r->dqp[i]);
   }
   for (uint32_t i = 0; i < BWD_NB; i++) {
@@ -334,7 +410,8 @@ static ot_status bwd_alloc(bwd_run *r) {
 static void bwd_release(bwd_run *r) {
   kir_buf *one[] = {&r->dka, &r->dva, &r->pdk, &r->pdv, &r->vnat, &r->junk, &r->kvo, &r->tp, &r->masks};
   kir_buf *two[] = {r->kT, r->vT, r->kn};
-  kir_buf *nq[] = {r->qn, r->qT, r->dyf, r->dyn, r->dyT, r->yf, r->st, r->dqo, r->dqp};
+  kir_buf *nq[] = {r->qT, r->dyT, r->st, r->dqp};
+  kir_buf *nc[] = {r->qc, r->dyc, r->dync, r->yc, r->dqc, r->dic};
   kir_buf *nb[] = {r->psb, r->dss, r->dsT, r->sps, r->dps, r->dvp, r->dkp};
   for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) kir_release(r->k, one[i]);
   for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
@@ -343,6 +420,8 @@ static void bwd_release(bwd_run *r) {
     for (uint32_t j = 0; j < BWD_NQ; j++) kir_release(r->k, &nq[i][j]);
   for (size_t i = 0; i < sizeof nb / sizeof nb[0]; i++)
     for (uint32_t j = 0; j < BWD_NB; j++) kir_release(r->k, &nb[i][j]);
+  for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++)
+    for (uint32_t j = 0; j < BWD_NCH; j++) kir_release(r->k, &nc[i][j]);
 }
 
 ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
@@ -354,7 +433,14 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
   r.a = &a;
   r.P = attn_parts(c->chip);
   r.KT = lower_ceil_div(a.S, r.P);
+  uint32_t dqe = (uint32_t)ot_dtype_size((ot_dtype)c->g->t[n->out[0]].dtype), me = attn_esz(a.mm);
+  uint32_t per_tile = a.D * (2 * me + 8 + dqe) + DC_COLS * 4; /* a chunk's bytes per partition and query tile */
+  r.QG = lower_min_u32(r.KT, BWD_CHUNK_BYTES / per_tile);
+  r.KVG = lower_min_u32(r.KT, BWD_KVO_BYTES / (2 * a.D * 4 + 1));
+  if (r.QG == 0) r.QG = 1;
+  if (r.KVG == 0) r.KVG = 1;
   r.split_ds = attn_esz(a.mm) == 2 && !c->chip->ports.vector_scalar_share_psum;
+  r.saved = attn_saved_stats(c, n, &a, &r.stats);
   r.yv = c->hbm[n->in[3]];
   r.dy = c->hbm[n->in[4]];
   r.dq = c->hbm[n->out[0]];

@@ -12,7 +12,8 @@
 ** Forward: loss_row = (ln l + m) - pick; the rows are summed in order by a ones-vector matmul
 ** accumulating into one PSUM word across row tiles (fp32, k order = row order, as the
 ** reference), then divided by N.  Backward: a second pass per chunk writes
-** ((e / l) - onehot) * (dloss / N) (the chunk is reloaded unless the row fits one chunk). */
+** exp(x - m - ln l) (dloss / N) - onehot (dloss / N) (the chunk is reloaded unless the row fits
+** one chunk). */
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@
 #define CE_NX 4u     /* logits chunk buffers */
 
 /* stats columns beyond attention's online-softmax ones (ST_*, scale 1) */
-enum { C_TGTI = ST_COLS, C_TGT, C_PICK, C_PCH, C_LG, C_LOSS, C_G, C_ONE, C_IDX, C_IDXI, C_COLS };
+enum { C_TGTI = ST_COLS, C_TGT, C_PICK, C_PCH, C_LG, C_LOSS, C_G, C_ONE, C_IDX, C_IDXI, C_NLSE, C_TC, C_COLS };
 
 typedef struct {
   kir *k;
@@ -139,27 +140,36 @@ static void ce_fwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
 }
 
 /* Backward: pass 1 (statistics; loaded instead when the forward saved them), pass 2 (gradient
-** chunks: ((e / l) - onehot) * g). */
+** chunks: p g - onehot g, with p = exp(x - m - ln l) straight from the ScalarE; onehot g from
+** the GpSimd, the rest in one VectorE pass writing the output type). */
 static void ce_bwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
   kir *k = r->k;
   for (uint32_t i = 0; i < nt; i++) ce_tile_setup(r, &t[i]);
   for (uint32_t i = 0; i < nt && r->has_saved; i++) ce_stats_io(r, &t[i], true);
   for (uint32_t c0 = 0; c0 < r->V && !kir_status(k) && !r->has_saved; c0 += r->VC) ce_stats_chunk(r, t, nt, c0, false);
+  for (uint32_t i = 0; i < nt; i++) { /* nlse = -m - ln l */
+    const kir_buf *st = t[i].st;
+    uint32_t nr = t[i].nr;
+    kir_activate(k, OT_ENG_SCALAR, attn_col(st, nr, C_LG), attn_col(st, nr, ST_L), OT_ACT_LOG, 1.0f, NULL, NULL, NULL);
+    kir_tt(k, OT_ENG_VECTOR, attn_col(st, nr, C_NLSE), attn_col(st, nr, t[i].mcol), attn_col(st, nr, C_LG), OT_ALU_SUB);
+  }
   for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) {
     uint32_t vc = lower_min_u32(r->VC, r->V - c0);
     if (r->nch > 1 || r->has_saved)
       for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
     for (uint32_t i = 0; i < nt; i++) {
-      ot_ap nm = attn_col(t[i].st, t[i].nr, t[i].mcol), e = kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32);
-      kir_activate(k, OT_ENG_SCALAR, e, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ACT_EXP, 1.0f, NULL, &nm, NULL);
+      ot_ap nlse = attn_col(t[i].st, t[i].nr, C_NLSE), e = kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32);
+      kir_activate(k, OT_ENG_SCALAR, e, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ACT_EXP, 1.0f, NULL, &nlse, NULL);
     }
     for (uint32_t i = 0; i < nt; i++) {
+      const kir_buf *st = t[i].st;
       uint32_t nr = t[i].nr;
-      ot_ap l = attn_col(t[i].st, nr, ST_L), g = attn_col(t[i].st, nr, C_G), e = kir_ap2(t[i].eb, nr, 0, vc, OT_DT_FP32);
-      ot_ap oh = ce_onehot(r, &t[i], c0, vc);
-      kir_stt(k, e, e, OT_ALU_DIV, 0.0f, &l, OT_ALU_SUB, oh);
+      ot_ap g = attn_col(st, nr, C_G), tc = attn_col(st, nr, C_TC), e = kir_ap2(t[i].eb, nr, 0, vc, OT_DT_FP32);
+      ot_ap ohg = kir_ap2(t[i].tmp, nr, 0, vc, OT_DT_FP32);
+      kir_ts(k, OT_ENG_GPSIMD, tc, attn_col(st, nr, C_TGT), OT_ALU_SUB, (float)c0, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+      kir_ts(k, OT_ENG_GPSIMD, ohg, kir_ap2(&r->io, nr, 0, vc, OT_DT_FP32), OT_ALU_EQ, 0.0f, &tc, OT_ALU_MUL, 0.0f, &g);
       const kir_buf *ob = &r->outb[r->rot_o++ % CE_PAIR];
-      kir_ts(k, OT_ENG_SCALAR, kir_ap2(ob, nr, 0, vc, r->ydt), e, OT_ALU_MUL, 0.0f, &g, OT_ALU_BYPASS, 0.0f, NULL);
+      kir_stt(k, kir_ap2(ob, nr, 0, vc, r->ydt), e, OT_ALU_MUL, 0.0f, &g, OT_ALU_SUB, ohg);
       attn_store_rows(k, &r->y, (uint64_t)t[i].r0 * r->V + c0, r->V, ob, 0, r->ydt, nr, vc);
     }
   }
@@ -238,7 +248,7 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.x = c->hbm[n->in[0]];
   r.tgt = c->hbm[n->in[1]];
   r.y = c->hbm[n->out[0]];
-  r.ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
+  r.ydt = (ot_dtype)c->hbm[n->out[0]].dtype; /* the gradient may be kept in the matmul type (compile.c) */
   if (bwd) r.dloss = c->hbm[n->in[2]];
   r.gather = kir_has_indirect_dma() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */
   if (ce_saved_stats(c, n, &r)) return kir_status(c->k);

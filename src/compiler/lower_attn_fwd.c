@@ -17,6 +17,8 @@
 **     [O | l] += P [V | 1]                                TensorE: stationary P^T (queries out);
 **                                                         V_aug's ones column gives l = rowsum P
 **   y = O / l (VectorE, from PSUM), stored.
+** With a backward in the graph, each row's -m (as the exps saw it, in the matmul type) and l go to
+** "<node>.stats" [2, B x Hq x S] fp32: the backward then needs no statistics pass of its own.
 ** The S x S scores never leave the chip.  Every exp sees the row's final max (rounded to the
 ** matmul type: any value near the max works), so nothing is rescaled; l sums the same P that
 ** multiplies V.  Software pipeline over all blocks of all kv heads (engine streams are in
@@ -44,7 +46,7 @@ typedef struct {
 
 typedef struct {
   tf_tile t[TF_BT];
-  uint32_t nt, ncols, slot, oslot, h; /* h: the kv head's resident slot */
+  uint32_t b, nt, ncols, slot, oslot, h; /* b: batch; h: the kv head's resident slot */
   bool uni; /* DMAs batched and full tiles of one head, consecutive rows: one DMA loads its Q, one stores its y */
 } tf_block;
 
@@ -59,6 +61,8 @@ typedef struct {
   uint32_t rot_s, rot_p, ns, rot_c, lt;
   bool p1copy, batch; /* pass-1 scores copied by the ScalarE; DMAs batched per block */
   kir_buf ssb[TF_NC];
+  const kir_hbm *saved;                             /* statistics for the backward, or NULL */
+  kir_buf lsb[TF_NB];                               /* a block's l, out of PSUM for the store */
 } tf_run;
 
 /* S rows at element `base` of t (rows `stride` apart) into nat [P, KT x W]: tile kt at column
@@ -128,6 +132,7 @@ static ot_ap tf_block_sb(const tf_run *r, const kir_buf *b, uint32_t nt, ot_dtyp
 static void tf_block_begin(tf_run *r, uint32_t b, tf_block *bl) {
   const attn_shape *a = r->a;
   bl->uni = r->batch;
+  bl->b = b;
   for (uint32_t i = 0; i < bl->nt; i++) {
     tf_tile *t = &bl->t[i];
     t->nq = lower_min_u32(r->P, a->S - t->q0);
@@ -258,6 +263,30 @@ static void tf_pv(tf_run *r, const tf_block *bl, uint32_t h, uint32_t kb, uint32
   }
 }
 
+/* The block's -m (row D of Q^T_aug, the matmul type widened exactly) and l (copied out of the
+** [O | l] PSUM) to rows 0 and 1 of the saved statistics, at row (b Hq + hq) S + q: one DMA each
+** for a uniform block, else one per tile.  Issued by the GpSimd, like the stores of y. */
+static void tf_save_stats(tf_run *r, const tf_block *bl) {
+  const attn_shape *a = r->a;
+  kir *k = r->k;
+  uint64_t R = (uint64_t)a->B * a->Hq * a->S;
+  const kir_buf *q = &r->qTa[bl->slot], *ops = &r->ops[bl->oslot], *lsb = &r->lsb[bl->slot];
+  for (uint32_t i = 0, n = bl->uni ? 1 : bl->nt; i < n; i++) {
+    const tf_tile *t = &bl->t[i];
+    uint32_t nq = bl->uni ? bl->ncols : t->nq, np = bl->uni ? r->P : t->nq, ntl = bl->uni ? bl->nt : 1;
+    uint64_t row = ((uint64_t)bl->b * a->Hq + t->hq) * a->S + t->q0;
+    int32_t one[1] = {1}, ws[1] = {(int32_t)r->W};
+    uint32_t n1[1] = {nq}, nt1[1] = {ntl};
+    int64_t hs1[1] = {1}, hs2[2] = {1, (int64_t)r->P};
+    uint32_t hz1[1] = {nq}, hz2[2] = {np, ntl};
+    kir_dma(k, kir_hbm_ap(r->saved, row, 1, hs1, hz1), kir_ap(q, a->D, 1, t->col * attn_esz(a->mm), a->mm, 1, one, n1),
+            OT_ENG_GPSIMD);
+    kir_copy(k, OT_ENG_VECTOR, kir_ap2(lsb, np, i, ntl, OT_DT_FP32),
+             kir_ap(ops, 0, np, (i * r->W + a->D) * 4, OT_DT_FP32, 1, ws, nt1));
+    kir_dma(k, kir_hbm_ap(r->saved, R + row, 2, hs2, hz2), kir_ap2(lsb, np, i, ntl, OT_DT_FP32), OT_ENG_GPSIMD);
+  }
+}
+
 /* Pass 2 of a block over its key blocks (each key block's scores emitted TF_LA blocks ahead of
 ** its PV, so the in-order TensorE stream does not wait on each exp), then y = O / l, stored. */
 static void tf_pass2(tf_run *r, const tf_block *bl, uint32_t h) {
@@ -279,6 +308,7 @@ static void tf_pass2(tf_run *r, const tf_block *bl, uint32_t h) {
     ot_ap o = kir_ap2(&r->ops[bl->oslot], t->nq, i * r->W, a->D, OT_DT_FP32);
     kir_ts(r->k, OT_ENG_VECTOR, kir_ap2(ysb, t->nq, i * a->D, a->D, a->ydt), o, OT_ALU_DIV, 0.0f, &l, OT_ALU_BYPASS, 0.0f, NULL);
   }
+  if (r->saved) tf_save_stats(r, bl);
   /* stores issued by the GpSimd (otherwise idle; a DMA trigger costs the issuing engine) */
   if (bl->uni)
     kir_dma(r->k, tf_block_hbm(r, &a->y, bl->t[0].yoff, a->vy.ss, bl->nt), tf_block_sb(r, ysb, bl->nt, a->ydt),
@@ -341,6 +371,7 @@ static ot_status tf_alloc(tf_run *r) {
     kir_alloc(k, OT_MEM_SBUF, P, TF_BT * r->nchunk * 4, &r->st[i]);
     kir_alloc(k, OT_MEM_SBUF, P, TF_BT * a->D * attn_esz(a->ydt), &r->ysb[i]);
     kir_alloc(k, OT_MEM_SBUF, P, TF_BT * P * e, &r->qTa[i]);
+    if (r->saved) kir_alloc(k, OT_MEM_SBUF, P, TF_BT * 4, &r->lsb[i]);
 
   }
   for (uint32_t i = 0; i < TF_NO; i++) kir_alloc(k, OT_MEM_PSUM, P, TF_BT * r->W * 4, &r->ops[i]);
@@ -366,7 +397,10 @@ static void tf_release(tf_run *r) {
     kir_release(k, &r->qn[i]);
     kir_release(k, &r->nmb[i]);
     kir_release(k, &r->st[i]);
-    kir_release(k, &r->ysb[i]); kir_release(k, &r->qTa[i]); }
+    kir_release(k, &r->ysb[i]);
+    kir_release(k, &r->qTa[i]);
+    kir_release(k, &r->lsb[i]);
+  }
   for (uint32_t i = 0; i < TF_NO; i++) kir_release(k, &r->ops[i]);
   for (uint32_t i = 0; i < TF_NP; i++) kir_release(k, &r->pT[i]);
   for (uint32_t i = 0; i < TF_NC; i++) kir_release(k, &r->ssb[i]);
@@ -387,11 +421,12 @@ bool attn_fwd_t_fits(const ot_chip *chip, const attn_shape *a) {
          KCHUNK * 4 <= bank && banks * bank <= chip->psum.bytes_per_partition;
 }
 
-ot_status lower_attention_t(lower_ctx *c, const attn_shape *a) {
+ot_status lower_attention_t(lower_ctx *c, const attn_shape *a, const kir_hbm *saved) {
   tf_run r;
   memset(&r, 0, sizeof r);
   r.k = c->k;
   r.a = a;
+  r.saved = saved;
   r.P = attn_parts(c->chip);
   r.KT = lower_ceil_div(a->S, r.P);
   r.W = a->D + 1;

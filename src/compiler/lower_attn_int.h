@@ -44,15 +44,21 @@ void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a);
 /* Limits of the tile plans (D on the PE rows, 128-row tiles, PSUM bank, `resident` bytes per
 ** partition kept per kv head), checked before any emission. */
 ot_status attn_check(kir *k, const attn_shape *a, uint32_t P, const char *what, uint64_t resident);
+/* `rows` rows of `cols` elements (HBM rows `stride` elements apart from element eoff of t) to or
+** from buf as tiles: row i on partition i % P at element column boff + (i / P) x cols, type dt;
+** one DMA for the full tiles, one for a partial last tile. */
+void attn_tiles_dma(kir *k, const kir_buf *buf, uint32_t boff, ot_dtype dt, const kir_hbm *t, uint64_t eoff, uint32_t rows,
+                    uint32_t cols, uint64_t stride, bool store);
 /* The S rows [S, D] at element `base` of t into nat [P, ceil(S/P) x D] (tile kt at column kt*D,
 ** row kt*P + p on partition p), in one DMA for the full tiles and one for a partial last tile. */
 void attn_load_tiles(kir *k, const attn_shape *a, const kir_hbm *t, uint64_t base, const kir_buf *nat);
 /* dstT [D, S] = the tiles of nat transposed through the PE, as many tiles per PSUM buffer tp
 ** as fit, one copy out of PSUM per buffer (ScalarE and VectorE alternating). */
 void attn_transpose_tiles(kir *k, const attn_shape *a, const kir_buf *nat, const kir_buf *tp, const kir_buf *dstT);
-/* Q^T [D, nq] = transpose of the Q rows qn through PSUM tp, times scale (so scores come out
-** scaled: the online softmax then needs no multiply). */
-void attn_make_qT(kir *k, const attn_shape *a, const kir_buf *tp, const kir_buf *qn, uint32_t nq, const kir_buf *qT);
+/* Q^T [D, nq] = transpose of the Q rows (qn from element column qcol) through PSUM tp, times
+** scale (so scores come out scaled: the online softmax then needs no multiply). */
+void attn_make_qT(kir *k, const attn_shape *a, const kir_buf *tp, const kir_buf *qn, uint32_t qcol, uint32_t nq,
+                  const kir_buf *qT);
 /* The causal masks of diagonal chunks, in the matmul type: ATTN_MASKS tiles [P, KCHUNK], tile v
 ** = 0 where key j <= query p + v*P, else ATTN_NEG_FILL, then the identity [P, P] (GpSimd memset
 ** + affine_select, once per node). */
@@ -69,7 +75,11 @@ uint32_t attn_online_chunk(kir *k, const kir_buf *st, uint32_t mcol, bool first,
 /* The transposed-score forward (lower_attn_fwd.c): whether its tile plan fits the chip (D + 1 on
 ** the PE rows, its PSUM banks), and the lowering itself. */
 bool attn_fwd_t_fits(const ot_chip *chip, const attn_shape *a);
-ot_status lower_attention_t(lower_ctx *c, const attn_shape *a);
+ot_status lower_attention_t(lower_ctx *c, const attn_shape *a, const kir_hbm *saved);
+/* The statistics a transposed forward saved for its backward n (node.forward, same shape):
+** "<forward>.stats" [2, B x Hq x S] fp32, row 0 the -m each query row's exps used, row 1 their
+** sum l.  False where the forward kept none (the online kernel, or no backward when it ran). */
+bool attn_saved_stats(lower_ctx *c, const ot_gnode *n, const attn_shape *a, kir_hbm *out);
 
 static inline uint32_t attn_esz(ot_dtype t) { return (uint32_t)ot_dtype_size(t); }
 

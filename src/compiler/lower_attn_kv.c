@@ -82,7 +82,7 @@ static void kv_tile(kv_run *r, uint32_t b, uint32_t hq, uint32_t h, uint32_t q0)
   uint64_t qoff = (((uint64_t)b * a->Hq + hq) * a->S + q0) * a->D;
   uint32_t kend = a->causal ? q0 + nq + r->off : r->kv.S;
   attn_load_rows(k, &r->qn[qi], 0, a->mm, &a->q, qoff, nq, a->D, a->D);
-  attn_make_qT(k, a, &r->tp, &r->qn[qi], nq, &r->qT[qi]);
+  attn_make_qT(k, a, &r->tp, &r->qn[qi], 0, nq, &r->qT[qi]);
   ot_ap o = kir_ap2(&r->oacc[qi], nq, 0, a->D, OT_DT_FP32);
   for (uint32_t c0 = 0; c0 < kend && !kir_status(k); c0 += KCHUNK) {
     uint32_t nk = lower_min_u32(KCHUNK, kend - c0), cr = r->rot_c++ % KV_NC;

@@ -103,14 +103,17 @@ static ot_status num_device_run(num_ctx *c) {
 }
 
 /* The program tensor holding graph tensor t's value, or NULL if fusion folded it away: t's own
-** name, or, for a reshape that aliases its input, the tensor holding the input (same bytes). */
+** name, or, for a reshape that aliases its input, the tensor holding the input (same bytes).  An
+** fp32 tensor may be kept in bf16 where only bf16 matmuls read it (the logits gradient): compared
+** as it is kept. */
 static const char *num_source(const num_ctx *c, ot_tid t) {
   const ot_graph *g = c->mg.g;
   for (int depth = 0; depth < 64; depth++) {
     const ot_gtensor *x = &g->t[t];
     ot_tensor_desc d;
     if (ot_device_tensor_find(c->dev, x->name, &d) == OT_OK)
-      return d.has_value && d.dtype == (ot_dtype)x->dtype ? x->name : NULL;
+      return d.has_value && (d.dtype == (ot_dtype)x->dtype || (x->dtype == OT_DT_FP32 && d.dtype == OT_DT_BF16)) ? x->name
+                                                                                                          : NULL;
     if (x->producer < 0 || g->node[x->producer].op != OT_GOP_RESHAPE) return NULL;
     t = g->node[x->producer].in[0];
   }

@@ -20,6 +20,7 @@
 
 #include "compiler/graph.h"
 #include "compiler/device_io.h"
+#include "isa/program.h"
 
 typedef struct {
   ot_dtype mm;          /* matmul operand type */
@@ -240,11 +241,55 @@ static void test_attention_backward(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_run(&cases[i], true);
 }
 
+/* Forward and backward in one graph (loss = sum(y * w)): the transposed forward saves each row's
+** -m and l and the backward loads them instead of its statistics pass (attn_saved_stats); the
+** gradients are checked against the reference like the standalone backward's. */
+static void attn_train_run(const attn_case *ac) {
+  ot_graph *g = ot_graph_new();
+  int64_t qs[4] = {ac->B, ac->Hq, ac->S, ac->D}, ks[4] = {ac->B, ac->Hkv, ac->S, ac->D};
+  ot_dtype dt = ac->io_bf16 ? OT_DT_BF16 : OT_DT_FP32;
+  ot_tid q = ot_graph_weight(g, "q", dt, 4, qs), k = ot_graph_weight(g, "k", dt, 4, ks), v = ot_graph_weight(g, "v", dt, 4, ks);
+  ot_tid w = ot_graph_input(g, "w", dt, 4, qs);
+  ot_tid y = ot_graph_attention(g, "attn", q, k, v, ac->causal, ac->scale);
+  ot_tid s = ot_graph_mul(g, "yw", y, w);
+  for (int ax = 3; ax >= 0; ax--) {
+    char name[16];
+    snprintf(name, sizeof name, "sum%d", ax);
+    s = ot_graph_reduce_sum(g, name, s, ax, false);
+  }
+  ot_graph_output(g, s, "loss");
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_graph_backward(g, s, &err), OT_OK);
+  char label[128];
+  snprintf(label, sizeof label, "attention fwd+bwd B%lld Hq%lld Hkv%lld S%lld D%lld%s%s", (long long)ac->B, (long long)ac->Hq,
+           (long long)ac->Hkv, (long long)ac->S, (long long)ac->D, ac->causal ? " causal" : "", ac->bf16 ? " bf16" : "");
+  case_opts o = ac->bf16 ? opts_bf16(23) : opts_fp32(23);
+  ot_program *p = dev_compile_for(g, test_chip, o.mm);
+  assert_non_null(ot_program_find_tensor(p, "attn.stats")); /* the forward saved its statistics */
+  ot_program_free(p);
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_attention_train(void **state) {
+  (void)state;
+  attn_case cases[] = {
+    {1, 2, 2, 7, 16, true, 0, false, false},
+    {1, 4, 2, 129, 64, true, 0, false, false},
+    {2, 2, 1, 200, 16, false, 0.3f, false, false},
+    {1, 2, 2, 200, 64, true, 0, true, true},
+    {1, 1, 1, 1100, 64, true, 0, true, false}, /* several query chunks of 8 tiles */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_train_run(&cases[i]);
+}
+
 static void test_attention_trn1(void **state) {
   test_chip = "trn1";
   test_attention_forward(state);
   test_attention_head_views(state);
   test_attention_backward(state);
+  test_attention_train(state);
   test_chip = "trn2";
 }
 
@@ -460,6 +505,7 @@ int main(void) {
     cmocka_unit_test(test_attention_forward),
     cmocka_unit_test(test_attention_head_views),
     cmocka_unit_test(test_attention_backward),
+    cmocka_unit_test(test_attention_train),
     cmocka_unit_test(test_attention_trn1),
     cmocka_unit_test(test_attention_limits),
     cmocka_unit_test(test_rope),
