@@ -142,13 +142,28 @@ static bool is_head_split(const ot_graph *g, const ot_gnode *r) {
   return y->ndim == 4 && x->ndim >= 1 && x->shape[x->ndim - 1] == y->shape[2] * y->shape[3];
 }
 
-/* Attention input j = transpose(0,2,1,3) of reshape(x) [B,S,H,D], neither with another use: the
-** transpose is folded (the attention reads each head's [S, D] rows straight out of x with a
-** row stride of H*D; lower_attn.c's attn_view); the reshape stays an alias. */
-static bool fuse_attention_input(lower_ctx *c, const uint32_t *uses, ot_tid t) {
+/* Uses of t other than by the attention_bwd that differentiates attention node fwd (it reads
+** the same views as the forward: lower_attn_bwd.c). */
+static uint32_t uses_but_backward(const lower_ctx *c, const uint32_t *uses, ot_tid t, int32_t fwd) {
+  const ot_graph *g = c->g;
+  uint32_t u = uses[t];
+  for (uint32_t i = 0; i < g->n_node && u > 1 && fwd >= 0; i++) {
+    const ot_gnode *b = &g->node[i];
+    if (b->op != OT_GOP_ATTENTION_BWD || b->forward != fwd) continue;
+    for (uint32_t j = 0; j < b->n_in; j++)
+      if (b->in[j] == t) u--;
+  }
+  return u;
+}
+
+/* Attention input t = transpose(0,2,1,3) of reshape(x) [B,S,H,D], neither with another use (but
+** the backward of the attention node fwd): the transpose is folded (the attention reads each
+** head's [S, D] rows straight out of x with a row stride of H*D; lower_attn.c's attn_view); the
+** reshape stays an alias. */
+static bool fuse_attention_input(lower_ctx *c, const uint32_t *uses, ot_tid t, int32_t fwd) {
   const ot_graph *g = c->g;
   int32_t p = g->t[t].producer;
-  if (p < 0 || c->fused_away[p] || uses[t] != 1 || g->t[t].is_output) return false;
+  if (p < 0 || c->fused_away[p] || uses_but_backward(c, uses, t, fwd) != 1 || g->t[t].is_output) return false;
   ot_tid x = g->node[p].in[0];
   int32_t r = g->t[x].producer;
   if (!is_head_swap(&g->node[p], &g->t[x]) || r < 0 || uses[x] != 1 || g->t[x].is_output) return false;
@@ -183,19 +198,69 @@ static void fuse_attention_split(lower_ctx *c, const uint32_t *uses, uint32_t i)
   for (uint32_t k = 0; k < n->n_out; k++) c->hbm_alias[n->out[k]] = n->in[0];
 }
 
-/* The attention output y [B,H,S,D] feeding only transpose(0,2,1,3): the attention writes each
-** head's rows into the transpose's [B,S,H,D] output (row stride H*D), which the merging reshape
-** then aliases. */
-static void fuse_attention_output(lower_ctx *c, const uint32_t *uses, ot_tid y) {
+/* The attention output y [B,H,S,D] feeding only transpose(0,2,1,3) (and the backward of the
+** attention node fwd): the attention writes each head's rows into the transpose's [B,S,H,D]
+** output (row stride H*D), which the merging reshape then aliases.  Returns the transpose. */
+static int32_t fuse_attention_output(lower_ctx *c, const uint32_t *uses, ot_tid y, int32_t fwd) {
   const ot_graph *g = c->g;
-  if (uses[y] != 1 || g->t[y].is_output) return;
+  if (uses_but_backward(c, uses, y, fwd) != 1 || g->t[y].is_output) return -1;
   for (uint32_t j = 0; j < g->n_node; j++) {
     const ot_gnode *m = &g->node[j];
-    if (m->n_in < 1 || m->in[0] != y) continue;
-    if (!is_head_swap(m, &g->t[y]) || c->fused_away[j]) return;
+    if (m->n_in < 1 || m->in[0] != y || m->op == OT_GOP_ATTENTION_BWD) continue;
+    if (!is_head_swap(m, &g->t[y]) || c->fused_away[j]) return -1;
     c->fused_away[j] = true;
     c->hbm_alias[y] = m->out[0];
-    return;
+    return (int32_t)j;
+  }
+  return -1;
+}
+
+/* The only node reading t, or -1. */
+static int32_t sole_reader(const ot_graph *g, const uint32_t *uses, ot_tid t) {
+  if (uses[t] != 1) return -1;
+  for (uint32_t j = 0; j < g->n_node; j++)
+    for (uint32_t k = 0; k < g->node[j].n_in; k++)
+      if (g->node[j].in[k] == t) return (int32_t)j;
+  return -1;
+}
+
+/* Whether the gradient dq, dk or dv (out) of an attention_bwd flows only through transpose(0,2,1,3)
+** and a merging reshape into a concat; sets the transpose, the merged tensor and the concat. */
+static bool grad_to_concat(const lower_ctx *c, const uint32_t *uses, ot_tid out, int32_t *tr, ot_tid *merged,
+                           int32_t *cat) {
+  const ot_graph *g = c->g;
+  *tr = sole_reader(g, uses, out);
+  if (*tr < 0 || c->fused_away[*tr] || !is_head_swap(&g->node[*tr], &g->t[out]) || g->t[out].is_output) return false;
+  ot_tid to = g->node[*tr].out[0];
+  int32_t r = sole_reader(g, uses, to);
+  if (r < 0 || g->node[r].op != OT_GOP_RESHAPE || g->t[to].is_output) return false;
+  *merged = g->node[r].out[0];
+  *cat = sole_reader(g, uses, *merged);
+  return *cat >= 0 && g->node[*cat].op == OT_GOP_CONCAT && !g->t[*merged].is_output;
+}
+
+/* The gradients dq, dk, dv of an attention_bwd, each leaving through a head merge (transpose +
+** reshape, as the forward's output) into one concat along the last axis (the backward of the
+** qkv split): all of it folded, each gradient written straight into its columns of the concat's
+** output (lower_attn.c's attn_view_output), no copies. */
+static void fuse_attention_grads(lower_ctx *c, const uint32_t *uses, const ot_gnode *n) {
+  const ot_graph *g = c->g;
+  int32_t tr[3], cat[3];
+  ot_tid merged[3];
+  for (uint32_t j = 0; j < 3; j++)
+    if (!grad_to_concat(c, uses, n->out[j], &tr[j], &merged[j], &cat[j]) || cat[j] != cat[0]) return;
+  const ot_gnode *cn = &g->node[cat[0]];
+  const ot_gtensor *y = &g->t[cn->out[0]];
+  int64_t axis = cn->i[0] < 0 ? cn->i[0] + y->ndim : cn->i[0];
+  if (cn->n_in != 3 || axis != (int64_t)y->ndim - 1 || c->fused_away[cat[0]]) return; /* y may be an output */
+  for (uint32_t j = 0; j < 3; j++)
+    if (cn->in[j] != merged[j]) return;
+  c->fused_away[cat[0]] = true;
+  for (uint32_t j = 0; j < 3; j++) {
+    c->fused_away[tr[j]] = true;
+    c->hbm_alias[n->out[j]] = cn->out[0];
+    c->hbm_alias[g->node[tr[j]].out[0]] = cn->out[0];
+    c->hbm_alias[merged[j]] = cn->out[0];
   }
 }
 
@@ -206,11 +271,16 @@ static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
   const ot_graph *g = c->g;
   for (uint32_t i = 0; i < g->n_node; i++) {
     const ot_gnode *n = &g->node[i];
-    if (n->op != OT_GOP_ATTENTION || n->n_in < 3 || n->n_out < 1) continue;
+    if ((n->op != OT_GOP_ATTENTION && n->op != OT_GOP_ATTENTION_BWD) || n->n_in < 3 || n->n_out < 1) continue;
     const ot_gtensor *q = &g->t[n->in[0]], *k = &g->t[n->in[1]];
     if (q->ndim != 4 || k->ndim != 4 || q->shape[2] != k->shape[2]) continue;
-    for (unsigned j = 0; j < 3; j++) fuse_attention_input(c, uses, n->in[j]);
-    fuse_attention_output(c, uses, n->out[0]);
+    if (n->op == OT_GOP_ATTENTION_BWD) { /* its q, k, v and y are the forward's: folded with it */
+      if (n->n_in > 4) fuse_attention_input(c, uses, n->in[4], -1); /* dy */
+      if (n->n_out == 3) fuse_attention_grads(c, uses, n);
+      continue;
+    }
+    for (unsigned j = 0; j < 3; j++) fuse_attention_input(c, uses, n->in[j], (int32_t)i);
+    fuse_attention_output(c, uses, n->out[0], (int32_t)i);
   }
   for (uint32_t i = 0; i < g->n_node; i++) fuse_attention_split(c, uses, i);
 }

@@ -34,7 +34,7 @@ static attn_view attn_view_plain(uint32_t H, uint32_t S, uint32_t D) {
 
 /* Input t read through a head split folded by compile.c: t = transpose(0,2,1,3) of a reshape
 ** [B,S,H,D] of rows of H*D elements, maybe columns [off, off + H*D) of a split's input. */
-static attn_view attn_view_input(const lower_ctx *c, ot_tid t, uint32_t S, uint32_t D) {
+attn_view attn_view_input(const lower_ctx *c, ot_tid t, uint32_t S, uint32_t D) {
   const ot_graph *g = c->g;
   uint32_t H = (uint32_t)g->t[t].shape[1];
   attn_view v = attn_view_plain(H, S, D);
@@ -58,14 +58,36 @@ static attn_view attn_view_input(const lower_ctx *c, ot_tid t, uint32_t S, uint3
 }
 
 /* Output y written through a head merge folded by compile.c: y's consumer transpose(0,2,1,3)
-** was dropped and y lives in its [B, S, H, D] output. */
-static attn_view attn_view_output(const lower_ctx *c, ot_tid y, uint32_t S, uint32_t D) {
+** was dropped and y lives in its [B, S, H, D] output; or, where that output's merging reshape
+** feeds a folded concat along the last axis (an attention_bwd's gradients), in its columns of
+** the concat's output. */
+attn_view attn_view_output(const lower_ctx *c, ot_tid y, uint32_t S, uint32_t D) {
   const ot_graph *g = c->g;
   uint32_t H = (uint32_t)g->t[y].shape[1];
   for (uint32_t j = 0; j < g->n_node; j++) {
     const ot_gnode *m = &g->node[j];
     if (!c->fused_away[j] || m->op != OT_GOP_TRANSPOSE || m->n_in < 1 || m->in[0] != y) continue;
     attn_view v = {0, (uint64_t)S * H * D, D, (uint64_t)H * D};
+    for (uint32_t r = 0; r < g->n_node; r++) { /* the merge, then a folded concat of merges */
+      if (g->node[r].op != OT_GOP_RESHAPE || g->node[r].in[0] != m->out[0]) continue;
+      ot_tid merged = g->node[r].out[0];
+      for (uint32_t q = 0; q < g->n_node; q++) {
+        const ot_gnode *cn = &g->node[q];
+        if (cn->op != OT_GOP_CONCAT || !c->fused_away[q]) continue;
+        uint64_t off = 0;
+        for (uint32_t k = 0; k < cn->n_in; k++) {
+          const ot_gtensor *x = &g->t[cn->in[k]];
+          if (cn->in[k] == merged) {
+            const ot_gtensor *o = &g->t[cn->out[0]];
+            v.off = off;
+            v.ss = (uint64_t)o->shape[o->ndim - 1];
+            v.sb = (uint64_t)S * v.ss;
+            return v;
+          }
+          off += (uint64_t)x->shape[x->ndim - 1];
+        }
+      }
+    }
     return v;
   }
   return attn_view_plain(H, S, D);

@@ -60,6 +60,7 @@ typedef struct {
   bool pacc;                /* dK, dV accumulate in PSUM (one bank each), not in SBUF */
   bool split_ds;            /* dS in two steps (ScalarE, VectorE) instead of one VectorE stt */
   bool saved;               /* the forward's statistics (stats) replace pass 1 */
+  attn_view vy, vdy, vdq, vdk, vdv; /* layouts of y, dY and the gradients (q, k, v: a->vq ...) */
   kir_hbm stats;
   kir_buf pdk, pdv;
   uint8_t started[BWD_PACC_KT]; /* pacc: key tile kt has its first contribution emitted */
@@ -68,9 +69,8 @@ typedef struct {
 /* K (kept natural for dQ), K^T and V^T of kv head (b, g) into slot h. */
 static void bwd_load_kv(bwd_run *r, uint32_t b, uint32_t g, uint32_t h) {
   const attn_shape *a = r->a;
-  uint64_t base = ((uint64_t)b * a->Hkv + g) * a->S * a->D;
-  attn_load_tiles(r->k, a, &a->k, base, &r->kn[h]);
-  attn_load_tiles(r->k, a, &a->v, base, &r->vnat);
+  attn_tiles_dma(r->k, &r->kn[h], 0, a->mm, &a->k, attn_view_at(&a->vk, b, g, 0), a->S, a->D, a->vk.ss, false);
+  attn_tiles_dma(r->k, &r->vnat, 0, a->mm, &a->v, attn_view_at(&a->vv, b, g, 0), a->S, a->D, a->vv.ss, false);
   attn_transpose_tiles(r->k, a, &r->kn[h], &r->tpk, &r->kT[h]);
   attn_transpose_tiles(r->k, a, &r->vnat, &r->tpk, &r->vT[h]);
 }
@@ -98,7 +98,7 @@ static ot_ap bwd_region_ap(const kir_buf *b, uint32_t boff, const bwd_region *rg
 /* dK, dV accumulators of kv head (b, g) to HBM in the output types, KVG key tiles per store. */
 static void bwd_store_kv(bwd_run *r, uint32_t b, uint32_t g) {
   const attn_shape *a = r->a;
-  uint64_t base = ((uint64_t)b * a->Hkv + g) * a->S * a->D;
+  const attn_view *vo[2] = {&r->vdk, &r->vdv};
   const kir_buf *acc[2] = {r->pacc ? &r->pdk : &r->dka, r->pacc ? &r->pdv : &r->dva};
   const kir_hbm *out[2] = {&r->dk, &r->dv};
   ot_dtype dt[2] = {r->dkt, r->dvt};
@@ -113,7 +113,7 @@ static void bwd_store_kv(bwd_run *r, uint32_t b, uint32_t g) {
         if (j) kir_copy(r->k, OT_ENG_VECTOR, o, in);
         else kir_activate(r->k, OT_ENG_SCALAR, o, in, OT_ACT_COPY, a->scale, NULL, NULL, NULL); /* dK = scale dS^T Q */
       }
-      attn_tiles_dma(r->k, &r->kvo, ooff, dt[j], out[j], base + (uint64_t)kt0 * r->P * a->D, rows, a->D, a->D, true);
+      attn_tiles_dma(r->k, &r->kvo, ooff, dt[j], out[j], attn_view_at(vo[j], b, g, kt0 * r->P), rows, a->D, vo[j]->ss, true);
     }
   }
 }
@@ -121,7 +121,7 @@ static void bwd_store_kv(bwd_run *r, uint32_t b, uint32_t g) {
 /* A chunk of query rows [q0, q0 + rows) of query head hq, its buffers slot cs. */
 typedef struct {
   uint32_t hq, q0, rows, cs;
-  uint64_t qoff;
+  uint32_t b;
 } bwd_chunk;
 
 /* Columns of a chunk's dic buffer, QG each: D_i, -D_i, and with saved statistics -m, l (then
@@ -134,10 +134,11 @@ static void bwd_load_chunk(bwd_run *r, const bwd_chunk *ch) {
   const attn_shape *a = r->a;
   kir *k = r->k;
   uint32_t D = a->D, cs = ch->cs;
-  attn_tiles_dma(k, &r->qc[cs], 0, a->mm, &a->q, ch->qoff, ch->rows, D, D, false);
-  attn_tiles_dma(k, &r->dyc[cs], 0, OT_DT_FP32, &r->dy, ch->qoff, ch->rows, D, D, false);
-  attn_tiles_dma(k, &r->yc[cs], 0, OT_DT_FP32, &r->yv, ch->qoff, ch->rows, D, D, false);
-  uint64_t srow = ch->qoff / D, R = (uint64_t)a->B * a->Hq * a->S; /* the chunk's first row in the statistics */
+  attn_tiles_dma(k, &r->qc[cs], 0, a->mm, &a->q, attn_view_at(&a->vq, ch->b, ch->hq, ch->q0), ch->rows, D, a->vq.ss, false);
+  attn_tiles_dma(k, &r->dyc[cs], 0, OT_DT_FP32, &r->dy, attn_view_at(&r->vdy, ch->b, ch->hq, ch->q0), ch->rows, D, r->vdy.ss,
+                 false);
+  attn_tiles_dma(k, &r->yc[cs], 0, OT_DT_FP32, &r->yv, attn_view_at(&r->vy, ch->b, ch->hq, ch->q0), ch->rows, D, r->vy.ss, false);
+  uint64_t R = (uint64_t)a->B * a->Hq * a->S, srow = ((uint64_t)ch->b * a->Hq + ch->hq) * a->S + ch->q0; /* in the statistics */
   if (r->saved) {
     attn_tiles_dma(k, &r->dic[cs], DC_NM * r->QG, OT_DT_FP32, &r->stats, srow, ch->rows, 1, 1, false);
     attn_tiles_dma(k, &r->dic[cs], DC_L * r->QG, OT_DT_FP32, &r->stats, R + srow, ch->rows, 1, 1, false);
@@ -334,8 +335,7 @@ static void bwd_kv_head(bwd_run *r, uint32_t b, uint32_t g) {
   uint32_t grp = a->Hq / a->Hkv;
   for (uint32_t hi = 0; hi < grp; hi++)
     for (uint32_t c0 = 0; c0 < r->KT && !kir_status(r->k); c0 += r->QG) {
-      bwd_chunk ch = {g * grp + hi, c0 * r->P, lower_min_u32(r->QG * r->P, a->S - c0 * r->P), r->rot_c++ % BWD_NCH, 0};
-      ch.qoff = (((uint64_t)b * a->Hq + ch.hq) * a->S + ch.q0) * a->D;
+      bwd_chunk ch = {g * grp + hi, c0 * r->P, lower_min_u32(r->QG * r->P, a->S - c0 * r->P), r->rot_c++ % BWD_NCH, b};
       bwd_load_chunk(r, &ch);
       uint32_t ntile = lower_ceil_div(ch.rows, r->P);
       for (uint32_t done = 0; done < ntile && !kir_status(r->k);) {
@@ -351,7 +351,8 @@ static void bwd_kv_head(bwd_run *r, uint32_t b, uint32_t g) {
         bwd_tiles(r, t, nt);
         done += nt;
       }
-      attn_tiles_dma(r->k, &r->dqc[ch.cs], 0, r->dqt, &r->dq, ch.qoff, ch.rows, a->D, a->D, true);
+      attn_tiles_dma(r->k, &r->dqc[ch.cs], 0, r->dqt, &r->dq, attn_view_at(&r->vdq, b, ch.hq, ch.q0), ch.rows, a->D, r->vdq.ss,
+                     true);
     }
 }
 
@@ -441,6 +442,11 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
   if (r.KVG == 0) r.KVG = 1;
   r.split_ds = attn_esz(a.mm) == 2 && !c->chip->ports.vector_scalar_share_psum;
   r.saved = attn_saved_stats(c, n, &a, &r.stats);
+  r.vy = attn_view_output(c, n->in[3], a.S, a.D);
+  r.vdy = attn_view_input(c, n->in[4], a.S, a.D);
+  r.vdq = attn_view_output(c, n->out[0], a.S, a.D);
+  r.vdk = attn_view_output(c, n->out[1], a.S, a.D);
+  r.vdv = attn_view_output(c, n->out[2], a.S, a.D);
   r.yv = c->hbm[n->in[3]];
   r.dy = c->hbm[n->in[4]];
   r.dq = c->hbm[n->out[0]];

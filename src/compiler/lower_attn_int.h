@@ -32,7 +32,7 @@ typedef struct {
   float scale;
   bool causal;
   kir_hbm q, k, v, y;
-  attn_view vq, vk, vv, vy;     /* the forward's layouts (the backward assumes contiguous) */
+  attn_view vq, vk, vv, vy;     /* layouts (attention_bwd: vy is dq's; lower_attn_bwd.c sets its own) */
   ot_dtype mm, ydt;
 } attn_shape;
 
@@ -41,6 +41,15 @@ typedef struct {
 enum { ST_M0, ST_M1, ST_CMAX, ST_NBIAS, ST_ALPHA, ST_RSUM, ST_L, ST_COLS };
 
 void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a);
+/* Where tensor t's [B, H, S, D] elements lie when compile.c folded the head views around an
+** attention or its backward: read through a head split (input), written through a head merge
+** (output, maybe into columns of a folded concat); the contiguous layout otherwise. */
+attn_view attn_view_input(const lower_ctx *c, ot_tid t, uint32_t S, uint32_t D);
+attn_view attn_view_output(const lower_ctx *c, ot_tid y, uint32_t S, uint32_t D);
+/* Element offset of row s of head h of batch b in a view. */
+static inline uint64_t attn_view_at(const attn_view *v, uint32_t b, uint32_t h, uint32_t s) {
+  return v->off + b * v->sb + h * v->sh + s * v->ss;
+}
 /* Limits of the tile plans (D on the PE rows, 128-row tiles, PSUM bank, `resident` bytes per
 ** partition kept per kv head), checked before any emission. */
 ot_status attn_check(kir *k, const attn_shape *a, uint32_t P, const char *what, uint64_t resident);

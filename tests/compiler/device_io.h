@@ -37,11 +37,12 @@ static inline void dev_get(ot_device *d, const char *name, const ot_gtensor *t, 
 }
 
 /* Compile g for chip preset `chip` with TensorE operands of type mm (the test fails on a compile
-** error). */
-static inline ot_program *dev_compile_for(const ot_graph *g, const char *chip_name, ot_dtype mm) {
+** error); stats, if not NULL, receives the compiler's statistics. */
+static inline ot_program *dev_compile_stats(const ot_graph *g, const char *chip_name, ot_dtype mm, ot_compile_stats *stats) {
   ot_compile_options o;
   ot_compile_options_default(&o);
   o.matmul_dtype = mm;
+  o.stats = stats;
   ot_error err;
   ot_error_clear(&err);
   ot_chip *chip = NULL;
@@ -52,6 +53,10 @@ static inline ot_program *dev_compile_for(const ot_graph *g, const char *chip_na
   if (st) fprintf(stderr, "compile: %s\n", err.msg);
   assert_int_equal(st, OT_OK);
   return p;
+}
+
+static inline ot_program *dev_compile_for(const ot_graph *g, const char *chip_name, ot_dtype mm) {
+  return dev_compile_stats(g, chip_name, mm, NULL);
 }
 
 static inline ot_program *dev_compile(const ot_graph *g, ot_dtype mm) { return dev_compile_for(g, "trn2", mm); }

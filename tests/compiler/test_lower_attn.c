@@ -192,12 +192,12 @@ static void test_attention_forward(void **state) {
 
 /* The head split (split of [B*S, (Hq + 2 Hkv) D] rows, reshape, transpose(0,2,1,3)) and merge
 ** (transpose, reshape) around the attention, which compile.c folds into its loads and stores. */
-static void attn_heads_run(int64_t B, int64_t Hq, int64_t Hkv, int64_t S, int64_t D, bool bf16) {
+static void attn_heads_run(int64_t B, int64_t Hq, int64_t Hkv, int64_t S, int64_t D, bool bf16, bool train) {
   ot_graph *g = ot_graph_new();
   int64_t C = Hq * D, Ckv = Hkv * D, xs[2] = {B * S, C + 2 * Ckv}, sizes[3] = {C, Ckv, Ckv};
   int64_t perm[4] = {0, 2, 1, 3}, ys[2] = {B * S, C};
   ot_dtype dt = bf16 ? OT_DT_BF16 : OT_DT_FP32;
-  ot_tid x = ot_graph_input(g, "x", dt, 2, xs), p[3], hd[3];
+  ot_tid x = train ? ot_graph_weight(g, "x", dt, 2, xs) : ot_graph_input(g, "x", dt, 2, xs), p[3], hd[3];
   ot_graph_split(g, "split", x, 1, 3, sizes, p);
   for (int j = 0; j < 3; j++) {
     int64_t s4[4] = {B, S, j ? Hkv : Hq, D};
@@ -207,20 +207,39 @@ static void attn_heads_run(int64_t B, int64_t Hq, int64_t Hkv, int64_t S, int64_
     hd[j] = ot_graph_transpose(g, n2, ot_graph_reshape(g, n1, p[j], 4, s4), 4, perm);
   }
   ot_tid y = ot_graph_attention(g, "attn", hd[0], hd[1], hd[2], true, 0.0f);
-  ot_graph_output(g, ot_graph_reshape(g, "merge", ot_graph_transpose(g, "bshd", y, 4, perm), 2, ys), "out");
-  char label[96];
-  snprintf(label, sizeof label, "attention head views B%lld Hq%lld Hkv%lld S%lld D%lld%s", (long long)B,
-           (long long)Hq, (long long)Hkv, (long long)S, (long long)D, bf16 ? " bf16" : "");
+  ot_tid out = ot_graph_reshape(g, "merge", ot_graph_transpose(g, "bshd", y, 4, perm), 2, ys);
+  if (train) { /* loss = sum(out * w): the backward's head views and the qkv concat fold too */
+    ot_tid s = ot_graph_mul(g, "ow", out, ot_graph_input(g, "w", dt, 2, ys));
+    s = ot_graph_reduce_sum(g, "sum0", ot_graph_reduce_sum(g, "sum1", s, 1, false), 0, false);
+    ot_graph_output(g, s, "loss");
+    ot_error err;
+    ot_error_clear(&err);
+    assert_int_equal(ot_graph_backward(g, s, &err), OT_OK);
+  } else {
+    ot_graph_output(g, out, "out");
+  }
+  char label[112];
+  snprintf(label, sizeof label, "attention head views%s B%lld Hq%lld Hkv%lld S%lld D%lld%s", train ? " fwd+bwd" : "",
+           (long long)B, (long long)Hq, (long long)Hkv, (long long)S, (long long)D, bf16 ? " bf16" : "");
   case_opts o = bf16 ? opts_bf16(11) : opts_fp32(11);
+  if (train) { /* every view folded: the transposes, the split and the concat are gone */
+    ot_compile_stats st;
+    ot_program *pr = dev_compile_stats(g, test_chip, o.mm, &st);
+    assert_int_equal(st.nodes_fused, 5 + 5); /* q, k, v, y transposes, split; dy, dq, dk, dv transposes, concat */
+    assert_non_null(ot_program_find_tensor(pr, "attn.stats"));
+    ot_program_free(pr);
+  }
   run_graph(label, g, &o);
   ot_graph_free(g);
 }
 
 static void test_attention_head_views(void **state) {
   (void)state;
-  attn_heads_run(1, 2, 2, 200, 64, true);
-  attn_heads_run(2, 4, 2, 130, 16, false);
-  attn_heads_run(1, 3, 3, 256, 32, false);
+  attn_heads_run(1, 2, 2, 200, 64, true, false);
+  attn_heads_run(2, 4, 2, 130, 16, false, false);
+  attn_heads_run(1, 3, 3, 256, 32, false, false);
+  attn_heads_run(1, 2, 2, 200, 64, true, true);
+  attn_heads_run(2, 4, 2, 130, 16, false, true);
 }
 
 static void test_attention_backward(void **state) {
