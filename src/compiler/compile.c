@@ -156,6 +156,13 @@ static uint32_t uses_but_backward(const lower_ctx *c, const uint32_t *uses, ot_t
   return u;
 }
 
+/* A reshape of [B,S,H,D] into rows of H*D elements (the heads merged, the inverse of a split). */
+static bool is_head_merge(const ot_graph *g, const ot_gnode *r) {
+  if (r->op != OT_GOP_RESHAPE) return false;
+  const ot_gtensor *x = &g->t[r->in[0]], *y = &g->t[r->out[0]];
+  return x->ndim == 4 && y->ndim >= 1 && y->shape[y->ndim - 1] == x->shape[2] * x->shape[3];
+}
+
 /* Attention input t = transpose(0,2,1,3) of reshape(x) [B,S,H,D], neither with another use (but
 ** the backward of the attention node fwd): the transpose is folded (the attention reads each
 ** head's [S, D] rows straight out of x with a row stride of H*D; lower_attn.c's attn_view); the
@@ -233,7 +240,7 @@ static bool grad_to_concat(const lower_ctx *c, const uint32_t *uses, ot_tid out,
   if (*tr < 0 || c->fused_away[*tr] || !is_head_swap(&g->node[*tr], &g->t[out]) || g->t[out].is_output) return false;
   ot_tid to = g->node[*tr].out[0];
   int32_t r = sole_reader(g, uses, to);
-  if (r < 0 || g->node[r].op != OT_GOP_RESHAPE || g->t[to].is_output) return false;
+  if (r < 0 || !is_head_merge(g, &g->node[r]) || g->t[to].is_output) return false; /* concat columns = H*D each */
   *merged = g->node[r].out[0];
   *cat = sole_reader(g, uses, *merged);
   return *cat >= 0 && g->node[*cat].op == OT_GOP_CONCAT && !g->t[*merged].is_output;

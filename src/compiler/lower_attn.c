@@ -176,8 +176,8 @@ void attn_transpose_tiles(kir *k, const attn_shape *a, const kir_buf *nat, const
 static void attn_load_kv(attn_run *r, uint32_t b, uint32_t g, uint32_t h) {
   const attn_shape *a = r->a;
   const attn_view *vk = &a->vk, *vv = &a->vv;
-  attn_tiles_dma(r->k, &r->knat, 0, a->mm, &a->k, vk->off + b * vk->sb + g * vk->sh, a->S, a->D, vk->ss, false);
-  attn_tiles_dma(r->k, &r->vn[h], 0, a->mm, &a->v, vv->off + b * vv->sb + g * vv->sh, a->S, a->D, vv->ss, false);
+  attn_tiles_dma(r->k, &r->knat, 0, a->mm, &a->k, attn_view_at(vk, b, g, 0), a->S, a->D, vk->ss, false);
+  attn_tiles_dma(r->k, &r->vn[h], 0, a->mm, &a->v, attn_view_at(vv, b, g, 0), a->S, a->D, vv->ss, false);
   attn_transpose_tiles(r->k, a, &r->knat, &r->tpk, &r->kT[h]);
 }
 
@@ -301,8 +301,8 @@ static void attn_tile_begin(attn_run *r, uint32_t b, attn_tile *t) {
   kir *k = r->k;
   t->nq = lower_min_u32(r->P, a->S - t->q0);
   t->qi = r->rot_q++ % (2 * r->pair);
-  t->qoff = a->vq.off + b * a->vq.sb + t->hq * a->vq.sh + t->q0 * a->vq.ss;
-  t->yoff = a->vy.off + b * a->vy.sb + t->hq * a->vy.sh + t->q0 * a->vy.ss;
+  t->qoff = attn_view_at(&a->vq, b, t->hq, t->q0);
+  t->yoff = attn_view_at(&a->vy, b, t->hq, t->q0);
   t->kend = a->causal ? t->q0 + t->nq : a->S;
   t->mcol = ST_M0;
   const kir_buf *qn = &r->qn[t->qi];

@@ -118,10 +118,9 @@ static void bwd_store_kv(bwd_run *r, uint32_t b, uint32_t g) {
   }
 }
 
-/* A chunk of query rows [q0, q0 + rows) of query head hq, its buffers slot cs. */
+/* A chunk of query rows [q0, q0 + rows) of query head hq of batch b, its buffers slot cs. */
 typedef struct {
-  uint32_t hq, q0, rows, cs;
-  uint32_t b;
+  uint32_t hq, q0, rows, cs, b;
 } bwd_chunk;
 
 /* Columns of a chunk's dic buffer, QG each: D_i, -D_i, and with saved statistics -m, l (then

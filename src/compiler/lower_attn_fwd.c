@@ -96,8 +96,8 @@ static void tf_load_kv(tf_run *r, uint32_t b, uint32_t g, uint32_t h) {
   const attn_shape *a = r->a;
   attn_shape aw = *a;
   aw.D = r->W; /* the transposes move D + 1 columns per tile */
-  tf_load_tiles(r, &a->k, a->vk.off + b * a->vk.sb + g * a->vk.sh, a->vk.ss, &r->knat[h]);
-  tf_load_tiles(r, &a->v, a->vv.off + b * a->vv.sb + g * a->vv.sh, a->vv.ss, &r->vn[h]);
+  tf_load_tiles(r, &a->k, attn_view_at(&a->vk, b, g, 0), a->vk.ss, &r->knat[h]);
+  tf_load_tiles(r, &a->v, attn_view_at(&a->vv, b, g, 0), a->vv.ss, &r->vn[h]);
   attn_transpose_tiles(r->k, &aw, &r->knat[h], &r->tpk, &r->kT[h]);
 }
 
@@ -136,8 +136,8 @@ static void tf_block_begin(tf_run *r, uint32_t b, tf_block *bl) {
   for (uint32_t i = 0; i < bl->nt; i++) {
     tf_tile *t = &bl->t[i];
     t->nq = lower_min_u32(r->P, a->S - t->q0);
-    t->qoff = a->vq.off + b * a->vq.sb + t->hq * a->vq.sh + t->q0 * a->vq.ss;
-    t->yoff = a->vy.off + b * a->vy.sb + t->hq * a->vy.sh + t->q0 * a->vy.ss;
+    t->qoff = attn_view_at(&a->vq, b, t->hq, t->q0);
+    t->yoff = attn_view_at(&a->vy, b, t->hq, t->q0);
     t->kend = a->causal ? t->q0 + t->nq : a->S;
     t->col = bl->ncols;
     bl->ncols += t->nq;

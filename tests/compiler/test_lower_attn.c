@@ -163,11 +163,16 @@ static ot_graph *attn_graph(const attn_case *ac, bool backward) {
   return g;
 }
 
+/* "attention<kind> B.. Hq.. Hkv.. S.. D.. [causal] [bf16] [bf16-io]" */
+static void attn_label(char *label, size_t n, const char *kind, const attn_case *ac) {
+  snprintf(label, n, "attention%s B%lld Hq%lld Hkv%lld S%lld D%lld%s%s%s", kind, (long long)ac->B, (long long)ac->Hq,
+           (long long)ac->Hkv, (long long)ac->S, (long long)ac->D, ac->causal ? " causal" : "", ac->bf16 ? " bf16" : "",
+           ac->io_bf16 ? " bf16-io" : "");
+}
+
 static void attn_run(const attn_case *ac, bool backward) {
   char label[128];
-  snprintf(label, sizeof label, "attention%s B%lld Hq%lld Hkv%lld S%lld D%lld%s%s%s", backward ? "_bwd" : "",
-           (long long)ac->B, (long long)ac->Hq, (long long)ac->Hkv, (long long)ac->S, (long long)ac->D,
-           ac->causal ? " causal" : "", ac->bf16 ? " bf16" : "", ac->io_bf16 ? " bf16-io" : "");
+  attn_label(label, sizeof label, backward ? "_bwd" : "", ac);
   ot_graph *g = attn_graph(ac, backward);
   case_opts o = ac->bf16 ? opts_bf16(7) : opts_fp32(7);
   run_graph(label, g, &o);
@@ -282,8 +287,7 @@ static void attn_train_run(const attn_case *ac) {
   ot_error_clear(&err);
   assert_int_equal(ot_graph_backward(g, s, &err), OT_OK);
   char label[128];
-  snprintf(label, sizeof label, "attention fwd+bwd B%lld Hq%lld Hkv%lld S%lld D%lld%s%s", (long long)ac->B, (long long)ac->Hq,
-           (long long)ac->Hkv, (long long)ac->S, (long long)ac->D, ac->causal ? " causal" : "", ac->bf16 ? " bf16" : "");
+  attn_label(label, sizeof label, " fwd+bwd", ac);
   case_opts o = ac->bf16 ? opts_bf16(23) : opts_fp32(23);
   ot_program *p = dev_compile_for(g, test_chip, o.mm);
   /* the forward saved its statistics: above one 128-row tile (below, the backward's own pass is cheaper) */
