@@ -343,35 +343,51 @@ static ot_tid alias_root(const lower_ctx *c, ot_tid t) {
   return t;
 }
 
-/* Whether every reader of t is a matmul operand (directly, or through a transpose folded into
-** the matmul), and there is one. */
-static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, int depth) {
+/* Whether every reader of t is a matmul operand (directly, through a transpose folded into the
+** matmul, or through reshapes that share t's bytes), and there is one. */
+static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, int level) {
   const ot_graph *g = c->g;
   uint32_t readers = 0;
+  if (level > 4) return false;
   for (uint32_t i = 0; i < g->n_node; i++) {
     const ot_gnode *n = &g->node[i];
     for (uint32_t j = 0; j < n->n_in; j++) {
       if (n->in[j] != t) continue;
-      bool folded_transpose = n->op == OT_GOP_TRANSPOSE && c->fused_away[i] && depth == 0 &&
-                              !g->t[n->out[0]].is_output && read_by_matmuls_only(c, n->out[0], 1);
+      bool through = !g->t[n->out[0]].is_output;
+      bool folded_transpose = through && n->op == OT_GOP_TRANSPOSE && c->fused_away[i] && !transposed &&
+                              read_by_matmuls_only(c, n->out[0], true, level + 1);
+      bool view = through && n->op == OT_GOP_RESHAPE && c->hbm_alias[n->out[0]] == t &&
+                  read_by_matmuls_only(c, n->out[0], transposed, level + 1);
       bool operand = !c->fused_away[i] && (n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2;
-      if (!folded_transpose && !operand) return false;
+      if (!folded_transpose && !operand && !view) return false;
       readers++;
     }
   }
   return readers > 0;
 }
 
-/* The type a tensor is kept in: its own, except the logits gradient (cross_entropy_bwd's output)
-** when only matmuls in a 16-bit type read it, as operands: they round each element to that type
-** as they load it, so keeping it rounded gives them the same values (the rounding moves to the
-** producer) and halves its HBM traffic (GPT-2 124M, 2 x 1024 rows per core: 412 MB written and
-** read twice, now 206 MB). */
+/* Producers whose lowerings compute their output on an engine and write it in the type it is
+** kept in (c->hbm[out].dtype), rounding as they write: norms, activations and their gradients,
+** the logits gradient.  (Data movement is left out: a DMA transpose cannot change the type.) */
+static bool rounds_on_write(ot_gop op) {
+  switch (op) {
+  case OT_GOP_LAYERNORM: case OT_GOP_RMSNORM: case OT_GOP_GELU: case OT_GOP_SILU: case OT_GOP_SWIGLU:
+  case OT_GOP_GELU_BWD: case OT_GOP_SILU_BWD: case OT_GOP_CROSS_ENTROPY_BWD: return true;
+  default: return false;
+  }
+}
+
+/* The type a tensor is kept in: its own, except an fp32 value that only matmuls in a 16-bit type
+** read, as operands: they round each element to that type as they load it, so keeping it rounded
+** gives them the same values (the rounding moves to the producer) and halves its HBM traffic --
+** the logits gradient (GPT-2 124M, 2 x 1024 rows per core: 412 MB written and read twice, now
+** 206 MB), a layernorm's output (read by the next linear and its weight gradient), the MLP's
+** activation and its gradient. */
 static ot_dtype storage_dtype(const lower_ctx *c, ot_tid t) {
   const ot_gtensor *x = &c->g->t[t];
   ot_dtype mm = c->opt->matmul_dtype;
   if (x->dtype != OT_DT_FP32 || x->is_output || x->role != OT_GROLE_VALUE || x->producer < 0 ||
-      c->g->node[x->producer].op != OT_GOP_CROSS_ENTROPY_BWD || ot_dtype_size(mm) != 2 || !read_by_matmuls_only(c, t, 0))
+      !rounds_on_write((ot_gop)c->g->node[x->producer].op) || ot_dtype_size(mm) != 2 || !read_by_matmuls_only(c, t, false, 0))
     return (ot_dtype)x->dtype;
   return mm;
 }

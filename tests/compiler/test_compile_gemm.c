@@ -158,6 +158,12 @@ static void test_matmul_fused_transpose_a(void **state) {
   (void)state;
   gemm_case c = {200, 300, 100, 1, false, true, false, false, false, true};
   run_case(&c);
+  /* a weight gradient's shape (A K-major from the fold, rows = the weight's): all of B on chip
+  ** (b_all), many m-blocks, a partial last m-tile and n-block */
+  gemm_case d = {1000, 700, 300, 1, false, true, false, false, false, true};
+  run_case(&d);
+  gemm_case e = {333, 260, 530, 1, false, true, false, false, false, false};
+  run_case(&e);
 }
 
 static void test_linear_bias_gelu(void **state) {

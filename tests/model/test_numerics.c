@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "compiler/graph.h"
+#include <opentrn/compile.h>
+#include <opentrn/num.h>
 #include "model/model_graph.h"
 #include "model/numerics.h"
 
@@ -120,6 +122,48 @@ static void test_gpt2_unfused(void **state) { (void)state; nt_expect_pass("gpt2-
 static void test_llama_bf16(void **state) { (void)state; nt_expect_pass("llama-tiny", false, true); }
 static void test_llama_fp32(void **state) { (void)state; nt_expect_pass("llama-tiny", true, true); }
 
+/* Which values the compiler keeps rounded to bf16 (compile.c storage_dtype): those that only
+** bf16 matmuls read, as operands (directly, through a folded transpose or a reshape), produced
+** by a norm, an activation, its gradient or the cross-entropy backward; nothing in fp32 mode. */
+static void nt_expect_dtype(ot_device *d, const char *name, ot_dtype want) {
+  ot_tensor_desc desc;
+  if (ot_device_tensor_find(d, name, &desc)) fail_msg("tensor %s not in the program", name);
+  if (desc.dtype != want) fail_msg("%s kept in %s, expected %s", name, ot_dtype_name(desc.dtype), ot_dtype_name(want));
+}
+
+static void test_storage_types(void **state) {
+  (void)state;
+  nt_case c;
+  nt_setup(&c, "gpt2-tiny");
+  model_graph_opts go;
+  model_graph mg;
+  ot_error err;
+  ot_error_clear(&err);
+  model_graph_opts_default(&go, NT_B, NT_S, MODEL_GRAPH_GRADS);
+  assert_int_equal(model_graph_build(&c.cfg, &go, &mg, &err), OT_OK);
+  for (int fp32 = 0; fp32 < 2; fp32++) {
+    ot_compile_options o;
+    ot_compile_options_default(&o);
+    o.matmul_dtype = fp32 ? OT_DT_FP32 : OT_DT_BF16;
+    ot_program *p;
+    ot_device *d;
+    assert_int_equal(ot_compile(mg.g, c.chip, &o, &p, &err), OT_OK);
+    assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+    assert_int_equal(ot_device_load(d, p), OT_OK);
+    ot_dtype low = fp32 ? OT_DT_FP32 : OT_DT_BF16;
+    nt_expect_dtype(d, "h.0.ln_1", low);                /* c_attn and its weight gradient */
+    nt_expect_dtype(d, "h.0.mlp.gelu", low);            /* mlp.c_proj and its weight gradient */
+    nt_expect_dtype(d, "h.0.mlp.gelu.bwd.grad", OT_DT_FP32); /* also summed for c_fc's bias gradient */
+    nt_expect_dtype(d, "loss.bwd.grad", low);           /* lm_head's gradients */
+    nt_expect_dtype(d, "h.0.mlp.c_fc", OT_DT_FP32);     /* also read by the gelu backward */
+    nt_expect_dtype(d, "h.0.attn.residual", OT_DT_FP32); /* read by ln_2 */
+    ot_device_close(d);
+    ot_program_free(p);
+  }
+  model_graph_free(&mg);
+  nt_teardown(&c);
+}
+
 /* ---- faults ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -129,15 +173,30 @@ typedef struct {
   float scale;         /* or, if not 0, every element multiplied by it */
 } nt_fault;
 
+/* The fault, on an fp32 tensor or one kept in bf16 (compile.c storage_dtype: only matmuls read it). */
 static ot_status nt_inject(ot_device *d, void *arg) {
   const nt_fault *f = arg;
   ot_tensor_desc desc;
-  if (ot_device_tensor_find(d, f->tensor, &desc) || desc.dtype != OT_DT_FP32) return OT_ENOTFOUND;
-  size_t n = (size_t)(desc.bytes / 4);
-  float *v = malloc(desc.bytes);
-  if (!v || ot_device_read(d, f->tensor, OT_DT_FP32, v, desc.bytes)) { free(v); return OT_EINVAL; }
+  if (ot_device_tensor_find(d, f->tensor, &desc) || (desc.dtype != OT_DT_FP32 && desc.dtype != OT_DT_BF16)) return OT_ENOTFOUND;
+  size_t es = desc.dtype == OT_DT_FP32 ? 4 : 2, n = (size_t)(desc.bytes / es);
+  float *v = malloc(n * sizeof *v);
+  uint16_t *h = desc.dtype == OT_DT_BF16 ? malloc(desc.bytes) : NULL;
+  bool bad = !v || (desc.dtype == OT_DT_BF16 && !h);
+  if (!bad && !h) bad = ot_device_read(d, f->tensor, OT_DT_FP32, v, desc.bytes) != OT_OK;
+  if (!bad && h) {
+    bad = ot_device_read(d, f->tensor, OT_DT_BF16, h, desc.bytes) != OT_OK;
+    for (size_t i = 0; !bad && i < n; i++) v[i] = ot_bf16_to_f32(h[i]);
+  }
+  if (bad) { free(v); free(h); return OT_EINVAL; }
   if (f->scale != 0) for (size_t i = 0; i < n; i++) v[i] *= f->scale;
   else v[f->element] += f->delta;
+  if (h) {
+    for (size_t i = 0; i < n; i++) h[i] = ot_f32_to_bf16(v[i]);
+    ot_status s = ot_device_write(d, f->tensor, OT_DT_BF16, h, desc.bytes);
+    free(v);
+    free(h);
+    return s;
+  }
   ot_status s = ot_device_write(d, f->tensor, OT_DT_FP32, v, desc.bytes);
   free(v);
   return s;
@@ -269,6 +328,7 @@ int main(void) {
     cmocka_unit_test(test_fault_llama_intermediate),
     cmocka_unit_test(test_fault_gpt2_weight),
     cmocka_unit_test(test_errors),
+    cmocka_unit_test(test_storage_types),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
