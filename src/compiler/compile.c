@@ -294,7 +294,8 @@ static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
 
 /* Fold (1) a transpose of the last two axes into the matmul that consumes it as a: the GEMM
 ** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
-** linear whose result has no other use: the activation runs while the result leaves PSUM;
+** linear: the activation runs while the result leaves PSUM (where the result has other readers,
+** training's activation backward, the GEMM stores both: act_out);
 ** (3) residual adds into the GEMM epilogue; (4) a linear feeding only another linear stores its
 ** result transposed for it (lower_fuse_linear_chain); (5) the attention's head views; (6) an
 ** embedding gradient added to another gradient of its table (fuse_scatter_accumulate). */
@@ -317,11 +318,16 @@ static void fuse(lower_ctx *c, const uint32_t *uses) {
     if (n->op != OT_GOP_GELU && n->op != OT_GOP_SILU) continue;
     ot_tid x = n->in[0];
     int32_t p = g->t[x].producer;
-    if (p < 0 || uses[x] != 1 || g->t[x].is_output) continue;
-    if (g->node[p].op != OT_GOP_MATMUL && g->node[p].op != OT_GOP_LINEAR) continue;
-    if (c->epi[p].act != OT_ACT_COPY) continue;
-    c->epi[p].act = n->op == OT_GOP_SILU ? OT_ACT_SILU : n->i[0] ? OT_ACT_GELU_TANH : OT_ACT_GELU;
+    if (p < 0 || (g->node[p].op != OT_GOP_MATMUL && g->node[p].op != OT_GOP_LINEAR)) continue;
+    if (c->epi[p].act != OT_ACT_COPY || c->epi[p].act_out != OT_TID_NONE) continue;
+    int act = n->op == OT_GOP_SILU ? OT_ACT_SILU : n->i[0] ? OT_ACT_GELU_TANH : OT_ACT_GELU;
     c->fused_away[i] = true;
+    if (uses[x] != 1 || g->t[x].is_output) { /* x read elsewhere too (the activation's backward): both */
+      c->epi[p].act_out = n->out[0];
+      c->epi[p].act2 = act;
+      continue;
+    }
+    c->epi[p].act = act;
     c->hbm_alias[x] = n->out[0]; /* the matmul writes the activation's output directly */
   }
   for (uint32_t i = 0; i < g->n_node; i++) fuse_residual(c, uses, i);
@@ -478,7 +484,7 @@ static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, 
   for (size_t t = 0; t < nt; t++) c->hbm_alias[t] = OT_TID_NONE;
   for (size_t i = 0; i < nn; i++) {
     c->epi[i].act = OT_ACT_COPY;
-    c->epi[i].bias = c->epi[i].residual = OT_TID_NONE;
+    c->epi[i].bias = c->epi[i].residual = c->epi[i].act_out = OT_TID_NONE;
     c->epi[i].saved.index = -1;
   }
   return OT_OK;

@@ -15,6 +15,8 @@ typedef struct {
   int act;                 /* ot_act_func (OT_ACT_COPY: none) */
   ot_tid bias;             /* [N] added before act, OT_TID_NONE if none */
   ot_tid residual;         /* [.., M, N] added after act, OT_TID_NONE if none */
+  ot_tid act_out;          /* also act2(y) into this tensor (y read elsewhere too), OT_TID_NONE if none */
+  int act2;
   bool y_t;                /* linear: y stored transposed, [N, M] (its one consumer, a linear, reads it K-major) */
   bool accumulate;         /* embedding_bwd: scatter-add into the output as it stands (an add fused in) */
   kir_hbm saved;           /* statistics a forward leaves for its backward (cross_entropy: -max, sum-exp

@@ -37,6 +37,9 @@ typedef struct {
   bool a_km, b_nk, has_bias, has_resid;
   bool bias_rows;                    /* the bias is per row of y (y^T computed: one per output partition) */
   int act;
+  bool has_act_out;                  /* also act2(y) into act_out, from y as stored */
+  int act2;
+  kir_hbm act_out;
   ot_dtype mm, ydt;
 } gemm;
 
@@ -44,7 +47,7 @@ typedef struct {
   kir *k;
   const gemm *g;
   uint32_t P, MT, NT, KT, mt_blk, nt_blk, kc;
-  kir_buf at, b[B_BUFS], stage[STAGE_BUFS], bias, tmp, rbuf[STAGE_BUFS];
+  kir_buf at, b[B_BUFS], stage[STAGE_BUFS], bias, tmp, rbuf[STAGE_BUFS], stage2[STAGE_BUFS];
   bool stream_a;                     /* A^T does not fit: streamed with B, k-chunk by k-chunk */
   bool b_res;                        /* B slices resident, all of A^T resident: each read once */
   bool b_all;                        /* all of B resident, m-blocks outside (A^T double-buffered) */
@@ -202,8 +205,14 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
       cur = d;
     }
     if (g->has_resid) kir_tt(k, OT_ENG_VECTOR, out, cur, kir_ap2(&r->rbuf[slot], mp, ni * r->NT, nn, rdt), OT_ALU_ADD);
+    if (g->has_act_out) /* from y as stored: what a separate activation node would read */
+      kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->stage2[slot], mp, ni * r->NT, nn, (ot_dtype)g->act_out.dtype), out, g->act2,
+                   1.0f, NULL, NULL, NULL);
   }
   kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + m * g->N + n0, 2, hs, hz), kir_ap2(st, mp, 0, ncols, g->ydt), OT_ENG_COUNT);
+  if (g->has_act_out)
+    kir_dma(k, kir_hbm_ap(&g->act_out, bt * g->y_bs + m * g->N + n0, 2, hs, hz),
+            kir_ap2(&r->stage2[slot], mp, 0, ncols, (ot_dtype)g->act_out.dtype), OT_ENG_COUNT);
 }
 
 /* The bias row on every partition (repeated by the TensorE, lower_bcast.c), loaded once for the
@@ -358,6 +367,8 @@ static ot_status gemm_alloc(gemm_run *r) {
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * ncols * esz(g->mm), &r->bres[i]);
   for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
   for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz(g->ydt), &r->stage[i]);
+  for (int i = 0; i < STAGE_BUFS && g->has_act_out; i++)
+    kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz((ot_dtype)g->act_out.dtype), &r->stage2[i]);
   if (g->has_bias)
     kir_alloc(k, OT_MEM_SBUF, r->P, (g->bias_rows ? lower_ceil_div(g->M, r->MT) : (uint32_t)g->N) * 4, &r->bias);
   if ((g->has_bias && g->act != OT_ACT_COPY) || g->has_resid)
@@ -389,10 +400,10 @@ static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   for (int i = 0; i < 8; i++) all[n++] = &r->acc[i];
   for (int i = 0; i < B_BUFS; i++) { all[n++] = &r->as[i]; all[n++] = &r->b[i]; }
   for (int i = 0; i < NAT_BUFS; i++) all[n++] = &r->anat[i];
-  for (int i = 0; i < STAGE_BUFS; i++) { all[n++] = &r->stage[i]; all[n++] = &r->rbuf[i]; }
+  for (int i = 0; i < STAGE_BUFS; i++) { all[n++] = &r->stage[i]; all[n++] = &r->rbuf[i]; all[n++] = &r->stage2[i]; }
   return n;
 }
-#define GEMM_NBUFS (8 + 8 + 2 * B_BUFS + NAT_BUFS + 2 * STAGE_BUFS)
+#define GEMM_NBUFS (8 + 8 + 2 * B_BUFS + NAT_BUFS + 3 * STAGE_BUFS)
 
 static void gemm_release(gemm_run *r) {
   kir_buf *all[GEMM_NBUFS];
@@ -517,6 +528,7 @@ static void gemm_epilogue(lower_ctx *c, const ot_gnode *n, gemm *g) {
   if (e && e->act != OT_ACT_COPY) g->act = e->act;
   if (e && e->bias != OT_TID_NONE) { g->has_bias = true; g->bias = c->hbm[e->bias]; }
   if (e && e->residual != OT_TID_NONE) { g->has_resid = true; g->resid = c->hbm[e->residual]; }
+  if (e && e->act_out != OT_TID_NONE) { g->has_act_out = true; g->act_out = c->hbm[e->act_out]; g->act2 = e->act2; }
 }
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n) {
@@ -593,7 +605,9 @@ void lower_fuse_linear_chain(lower_ctx *c, const uint32_t *uses) {
     if (n->op != OT_GOP_LINEAR || c->fused_away[i] || c->a_transposed[i]) continue;
     ot_tid x = n->in[0];
     int32_t p = linear_producer(c, x);
-    if (p < 0 || uses[x] != 1 || g->t[x].is_output || c->epi[p].residual != OT_TID_NONE || c->epi[p].y_t) continue;
+    if (p < 0 || uses[x] != 1 || g->t[x].is_output || c->epi[p].residual != OT_TID_NONE || c->epi[p].y_t ||
+        c->epi[p].act_out != OT_TID_NONE)
+      continue;
     const ot_gtensor *y = &g->t[g->node[p].out[0]];
     if (lead(y, 1) < P || (uint64_t)y->shape[y->ndim - 1] < P) continue; /* a few rows: y is fine as it is */
     c->epi[p].y_t = true;

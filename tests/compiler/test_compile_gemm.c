@@ -166,6 +166,54 @@ static void test_matmul_fused_transpose_a(void **state) {
   run_case(&e);
 }
 
+/* gelu of a linear whose result is read elsewhere too (a graph output here; in training, the
+** gelu's backward): the GEMM stores both (compile.c fuse, act_out), the gelu node folded away. */
+static void test_linear_gelu_both_outputs(void **state) {
+  (void)state;
+  gemm_case gc = {300, 200, 600, 1, false, false, true, true, false, true};
+  ot_graph *g = ot_graph_new();
+  int64_t as[2] = {gc.M, gc.K}, ws[2] = {gc.K, gc.N}, bs[1] = {gc.N};
+  ot_tid a = ot_graph_input(g, "a", OT_DT_FP32, 2, as);
+  ot_tid w = ot_graph_weight(g, "w", OT_DT_FP32, 2, ws);
+  ot_tid bias = ot_graph_weight(g, "bias", OT_DT_FP32, 1, bs);
+  ot_tid h = ot_graph_linear(g, "fc", a, w, bias, false);
+  ot_tid y = ot_graph_gelu(g, "act", h, true);
+  ot_graph_output(g, h, "h");
+  ot_graph_output(g, y, "y");
+  assert_int_equal(ot_graph_status(g), OT_OK);
+  ot_compile_stats stats;
+  ot_program *p = dev_compile_stats(g, "trn2", OT_DT_BF16, &stats);
+  assert_int_equal(stats.nodes_fused, 1); /* the gelu */
+  ot_error err;
+  ot_error_clear(&err);
+  ot_device *d;
+  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+  assert_int_equal(ot_device_load(d, p), OT_OK);
+  size_t na = (size_t)(gc.M * gc.K), nw = (size_t)(gc.K * gc.N), ny = (size_t)(gc.M * gc.N);
+  float *av = malloc(na * 4), *wv = malloc(nw * 4), *bv = malloc((size_t)gc.N * 4), *hv = malloc(ny * 4), *yv = malloc(ny * 4);
+  double *ref = malloc(ny * sizeof *ref);
+  fill(av, na, 1);
+  fill(wv, nw, 2);
+  fill(bv, (size_t)gc.N, 3);
+  assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, av, na * 4), OT_OK);
+  assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, wv, nw * 4), OT_OK);
+  assert_int_equal(ot_device_write(d, "bias", OT_DT_FP32, bv, (size_t)gc.N * 4), OT_OK);
+  dev_run_checked(d, "gemm two outputs", false);
+  assert_int_equal(ot_device_read(d, "h", OT_DT_FP32, hv, ny * 4), OT_OK);
+  assert_int_equal(ot_device_read(d, "y", OT_DT_FP32, yv, ny * 4), OT_OK);
+  reference(&gc, av, wv, bv, ref);
+  double tol = 1e-5 * sqrt((double)gc.K) + 1e-6;
+  for (size_t i = 0; i < ny; i++) {
+    assert_true(fabs(hv[i] - ref[i]) <= tol * (1 + fabs(ref[i])));
+    /* the gelu of h as stored (what a separate gelu node would read) */
+    assert_true(fabs(yv[i] - gelu_tanh(hv[i])) <= 1e-5 * (1 + fabs(gelu_tanh(hv[i]))));
+  }
+  free(av); free(wv); free(bv); free(hv); free(yv); free(ref);
+  ot_device_close(d);
+  ot_program_free(p);
+  ot_graph_free(g);
+}
+
 static void test_linear_bias_gelu(void **state) {
   (void)state;
   gemm_case c = {65, 96, 600, 1, false, false, true, true, true, true};
@@ -259,6 +307,7 @@ int main(void) {
     cmocka_unit_test(test_matmul_spill_long_k),
     cmocka_unit_test(test_matmul_fused_transpose_a),
     cmocka_unit_test(test_linear_bias_gelu),
+    cmocka_unit_test(test_linear_gelu_both_outputs),
     cmocka_unit_test(test_runtime_error_names_node),
     cmocka_unit_test(test_trace_names_node),
   };
