@@ -3,6 +3,7 @@
 ** HBM with remote semaphores (src/compiler/lower_collective.c, docs/data-parallel.md).
 **
 **   bench_allreduce [chip] [cores] [elements]      default: trn2 8 124439808 (GPT-2 small)
+** BENCH_TRACE=file writes the run's Perfetto trace.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,11 +48,22 @@ int main(int argc, char **argv) {
   ot_sim_options o;
   ot_sim_options_default(&o);
   o.mode = OT_SIM_TIMING;
+  const char *trace_path = getenv("BENCH_TRACE");
+  o.trace = trace_path != NULL;
   if (!st) st = ot_sim_new(chip, p, &o, &s, &err);
   if (!st) st = ot_sim_run(s, &err);
   if (st) {
     fprintf(stderr, "%s\n", err.msg);
     return 1;
+  }
+  if (trace_path) {
+    FILE *f = fopen(trace_path, "w");
+    if (!f || ot_trace_write_json(ot_sim_get_trace(s), chip, f, &err)) {
+      fprintf(stderr, "trace %s: %s\n", trace_path, f ? err.msg : "cannot open");
+      if (f) fclose(f);
+      return 1;
+    }
+    fclose(f);
   }
   const ot_sim_stats *ss = ot_sim_get_stats(s);
   double us = (double)ss->total / 1e6;
