@@ -29,11 +29,20 @@ typedef struct {
   uint32_t nodes_lowered, nodes_fused;
 } ot_compile_stats;
 
+/* Data-parallel programs: which fp32 weights get a copy in the matmul type at the start of the
+** step for the matmuls to read (docs/data-parallel.md, "Weight copies"). */
+typedef enum {
+  OT_WCOPY_AUTO = 0, /* those a GEMM re-reads from HBM at least 3 times (default) */
+  OT_WCOPY_NONE,     /* none */
+  OT_WCOPY_ALL       /* every weight a matmul reads */
+} ot_weight_copies;
+
 typedef struct {
   ot_dtype matmul_dtype;   /* TensorE operand type: OT_DT_BF16 (mixed precision, default) or OT_DT_FP32 */
   bool fuse;               /* fusion passes (bias + activation, transpose into matmul) */
   bool schedule;           /* list-schedule instructions across engines (else emission order) */
   ot_compile_stats *stats; /* if not NULL, filled on success */
+  ot_weight_copies weight_copies; /* data-parallel only */
 } ot_compile_options;
 
 void ot_compile_options_default(ot_compile_options *o);

@@ -544,6 +544,7 @@ ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const
     return st;
   }
   if (!kir_status(k)) place_tensors(&c);
+  if (!kir_status(k) && po && po->after_place) po->after_place(&c, po->arg);
   if (!kir_status(k)) lower_all(&c);
   st = kir_status(k);
   if (st) ot_error_set(err, st, "%s", kir_error(k)->msg);

@@ -51,6 +51,8 @@ typedef struct {
   const kir_hbm *preplaced;/* per tensor: index >= 0 = already in the program (shared), not placed again */
   const uint64_t *elem_range; /* per node i: elements [2i] .. [2i+1] of an adamw (hi 0: all), or NULL */
   const lower_norm_split *norm_split; /* the global_norm's share on this core, or NULL: all of it */
+  const kir_hbm *mm_copy;  /* per tensor: a matmul-type copy of weight t (index >= 0) that matmuls read
+                           ** instead of t's bytes (compile_dp.c), or NULL */
 } lower_ctx;
 
 typedef ot_status (*lower_fn)(lower_ctx *c, const ot_gnode *n);
@@ -69,6 +71,9 @@ ot_status lower_kv_write(lower_ctx *c, const ot_gnode *n);
 lower_fn lower_for_optim(ot_gop op);
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n);
+/* How many times matmul n's lowering would read its operand b from HBM (1: once; a GEMM whose
+** A^T cannot stay on chip re-reads B for every m-block). */
+uint32_t lower_matmul_b_passes(lower_ctx *c, const ot_gnode *n);
 ot_status lower_linear(lower_ctx *c, const ot_gnode *n);
 /* A linear whose result (through a fused gelu/silu) feeds only another linear, with at least 128
 ** rows and 128 columns: it computes and stores y^T (the weight as the stationary operand, the
@@ -88,6 +93,9 @@ typedef struct {
   const kir_hbm *preplaced;
   const uint64_t *elem_range; /* per node i: an adamw updates elements [2i] .. [2i+1] only (hi 0: all) */
   const lower_norm_split *norm_split; /* a global_norm computes this share and exchanges it */
+  /* called once the tensors are placed, before any node is lowered (may set c->mm_copy) */
+  ot_status (*after_place)(lower_ctx *c, void *arg);
+  void *arg;
 } lower_place_opts;
 ot_status lower_graph_into(kir *k, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt,
                            const lower_place_opts *po, kir_hbm *hbm_out, ot_compile_stats *stats, ot_error *err);

@@ -13,8 +13,7 @@
 ** 2335 us with the VectorE alone; 34 %: 1882 us (50 %: 1940, 25 %: 2057). */
 #define LC_VECTOR_SHARE 34u
 
-/* A whole tensor copy as one flat HBM pattern (for the remote waits). */
-static ot_ap flat_ap(const kir_hbm *b, uint64_t elems) {
+ot_ap lc_flat_ap(const kir_hbm *b, uint64_t elems) {
   int64_t st[2] = {1 << 20, 1};
   uint32_t sz[2];
   if (elems <= (1u << 20)) {
@@ -137,7 +136,7 @@ ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir
     unsigned n = 0;
     for (unsigned t = 0; t < n_t; t++)
       for (unsigned j = 0; j < cores; j++)
-        if (j != c) theirs[n++] = flat_ap(&bufs[(size_t)t * cores + j], elems[t]);
+        if (j != c) theirs[n++] = lc_flat_ap(&bufs[(size_t)t * cores + j], elems[t]);
     if (cores > 1) kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_ready, expect, theirs, n);
     /* 2. reduce my slice of every copy, write it into the root copy */
     reduce_slice(k[c], c, cores, n_t, bufs, elems, scale, copies);
@@ -145,7 +144,7 @@ ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir
     if (cores > 1) {
       kir_remote_signal(k[c], OT_ENG_SYNC, all, sems->sem_done);
       n = 0;
-      for (unsigned t = 0; t < n_t; t++) theirs[n++] = flat_ap(&bufs[(size_t)t * cores], elems[t]);
+      for (unsigned t = 0; t < n_t; t++) theirs[n++] = lc_flat_ap(&bufs[(size_t)t * cores], elems[t]);
       kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_done, expect, theirs, n);
     }
     st = kir_status(k[c]);

@@ -26,6 +26,9 @@ typedef struct {
 ** complete), waits for theirs, reduces its slice, then fences and signals sem_done, and waits for
 ** theirs before anything later on it touches the root copy.  Instructions are tagged with kir's
 ** current origin. */
+/* A whole tensor of elems elements as one flat HBM pattern (what a remote wait covers). */
+ot_ap lc_flat_ap(const kir_hbm *b, uint64_t elems);
+
 ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir_hbm *bufs, const uint64_t *elems,
                           float scale, const lc_sems *sems);
 

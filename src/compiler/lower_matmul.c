@@ -531,28 +531,55 @@ static void gemm_epilogue(lower_ctx *c, const ot_gnode *n, gemm *g) {
   if (e && e->act_out != OT_TID_NONE) { g->has_act_out = true; g->act_out = c->hbm[e->act_out]; g->act2 = e->act2; }
 }
 
+/* Where a matmul reads operand t: a weight's matmul-type copy where there is one (compile_dp.c:
+** the same values the loads would round to), else t's own bytes. */
+static kir_hbm mm_operand(const lower_ctx *c, ot_tid t) {
+  kir_hbm h = c->hbm[t];
+  if (!c->mm_copy || h.dtype != OT_DT_FP32) return h;
+  for (uint32_t u = 0; u < c->g->n_t; u++)
+    if (c->mm_copy[u].index >= 0 && c->hbm[u].off == h.off && c->mm_copy[u].dtype == (uint8_t)c->opt->matmul_dtype)
+      return c->mm_copy[u];
+  return h;
+}
+
+static void matmul_gemm(const lower_ctx *c, const ot_gnode *n, gemm *g) {
+  const ot_gtensor *b = &c->g->t[n->in[1]], *y = &c->g->t[n->out[0]];
+  memset(g, 0, sizeof *g);
+  g->b_nk = n->i[0] != 0;
+  g->M = (uint64_t)y->shape[y->ndim - 2];
+  g->N = (uint64_t)y->shape[y->ndim - 1];
+  g->K = (uint64_t)b->shape[g->b_nk ? b->ndim - 1 : b->ndim - 2];
+  g->batches = (uint32_t)lead(y, 2);
+  g->a = mm_operand(c, n->in[0]);
+  g->a_km = c->a_transposed && c->a_transposed[n - c->g->node];
+  g->a_bs = g->M * g->K;
+  g->b = mm_operand(c, n->in[1]);
+  g->b_bs = b->ndim > 2 ? g->K * g->N : 0;
+  g->y = c->hbm[n->out[0]];
+  g->y_bs = g->M * g->N;
+  g->mm = c->opt->matmul_dtype;
+  g->ydt = (ot_dtype)y->dtype;
+  gemm_epilogue((lower_ctx *)c, n, g);
+}
+
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n) {
-  const ot_gtensor *a = &c->g->t[n->in[0]], *b = &c->g->t[n->in[1]], *y = &c->g->t[n->out[0]];
   gemm g;
-  memset(&g, 0, sizeof g);
-  bool a_km = c->a_transposed && c->a_transposed[n - c->g->node];
-  g.b_nk = n->i[0] != 0;
-  g.M = (uint64_t)y->shape[y->ndim - 2];
-  g.N = (uint64_t)y->shape[y->ndim - 1];
-  g.K = (uint64_t)b->shape[g.b_nk ? b->ndim - 1 : b->ndim - 2];
-  g.batches = (uint32_t)lead(y, 2);
-  g.a = c->hbm[n->in[0]];
-  g.a_km = a_km;
-  g.a_bs = g.M * g.K;
-  g.b = c->hbm[n->in[1]];
-  g.b_bs = b->ndim > 2 ? g.K * g.N : 0;
-  g.y = c->hbm[n->out[0]];
-  g.y_bs = g.M * g.N;
-  g.mm = c->opt->matmul_dtype;
-  g.ydt = (ot_dtype)y->dtype;
-  (void)a;
-  gemm_epilogue(c, n, &g);
+  matmul_gemm(c, n, &g);
   return gemm_lower(c->k, &g);
+}
+
+uint32_t lower_matmul_b_passes(lower_ctx *c, const ot_gnode *n) {
+  if (n->op != OT_GOP_MATMUL) return 1;
+  gemm g;
+  matmul_gemm(c, n, &g);
+  if (g.has_bias) return 1; /* (gemm_plan may refuse a long bias row: not this question's concern) */
+  gemm_run r;
+  memset(&r, 0, sizeof r);
+  r.k = c->k;
+  r.g = &g;
+  if (gemm_plan(&r)) return 1;
+  if (r.b_res || r.b_all) return 1;
+  return lower_ceil_div(g.M, (uint64_t)r.mt_blk * r.MT) * g.batches;
 }
 
 ot_status lower_linear(lower_ctx *c, const ot_gnode *n) {
@@ -564,9 +591,9 @@ ot_status lower_linear(lower_ctx *c, const ot_gnode *n) {
   g.N = (uint64_t)y->shape[y->ndim - 1];
   g.M = lead(x, 1); /* every leading dim folds into M: one weight for all rows */
   g.batches = 1;
-  g.a = c->hbm[n->in[0]];
+  g.a = mm_operand(c, n->in[0]);
   g.a_km = c->a_transposed && c->a_transposed[n - c->g->node];
-  g.b = c->hbm[n->in[1]];
+  g.b = mm_operand(c, n->in[1]);
   g.y = c->hbm[n->out[0]];
   g.mm = c->opt->matmul_dtype;
   g.ydt = (ot_dtype)y->dtype;

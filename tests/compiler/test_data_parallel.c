@@ -247,23 +247,37 @@ static void expect_close(const char *what, const float *a, const float *b, size_
     }
 }
 
-static void check_dp_step(unsigned cores) {
-  ot_chip *chip = chip_of("trn2");
-  ot_graph *g = mlp_step();
+static float step_hyper[6] = {1e-3f, 0.01f, 1e-8f, 1.0f / (1.0f - 0.9f), 1.0f / (1.0f - 0.999f), 1.0f};
+
+static step_in step_inputs(void) {
   step_in in = {0};
   in.x = malloc(B * D * 4);
   in.tgt = malloc(B * 4);
   in.w1 = malloc(D * H * 4);
   in.b1 = malloc(H * 4);
   in.w2 = malloc(H * V * 4);
-  float hyper[6] = {1e-3f, 0.01f, 1e-8f, 1.0f / (1.0f - 0.9f), 1.0f / (1.0f - 0.999f), 1.0f};
-  in.hyper = hyper;
+  in.hyper = step_hyper;
   rng_state = 7;
   for (int i = 0; i < B * D; i++) in.x[i] = frand();
   for (int i = 0; i < B; i++) in.tgt[i] = (int32_t)((rng_state = rng_state * 1664525u + 1013904223u) >> 8) % V;
   for (int i = 0; i < D * H; i++) in.w1[i] = frand() * 0.2f;
   for (int i = 0; i < H; i++) in.b1[i] = frand() * 0.1f;
   for (int i = 0; i < H * V; i++) in.w2[i] = frand() * 0.2f;
+  return in;
+}
+
+static void step_inputs_free(step_in *in) {
+  free(in->x);
+  free(in->tgt);
+  free(in->w1);
+  free(in->b1);
+  free(in->w2);
+}
+
+static void check_dp_step(unsigned cores) {
+  ot_chip *chip = chip_of("trn2");
+  ot_graph *g = mlp_step();
+  step_in in = step_inputs();
   ot_compile_options o;
   ot_compile_options_default(&o);
   o.matmul_dtype = OT_DT_FP32;
@@ -323,11 +337,55 @@ static void check_dp_step(unsigned cores) {
   ot_sim_free(sn);
   ot_program_free(p1);
   ot_program_free(pn);
-  free(in.x);
-  free(in.tgt);
-  free(in.w1);
-  free(in.b1);
-  free(in.w2);
+  step_inputs_free(&in);
+  ot_graph_free(g);
+  ot_chip_free(chip);
+}
+
+/* The weights' bf16 copies (compile_dp.c weight_copies): made at the start of the step, shared
+** out among the cores and read by the matmuls, they change no bit of the step's results -- the
+** loads rounded the fp32 weights to the same values. */
+static void test_dp_weight_copies(void **state) {
+  (void)state;
+  enum { CORES = 4 };
+  ot_chip *chip = chip_of("trn2");
+  ot_graph *g = mlp_step();
+  step_in in = step_inputs();
+  in.cores = CORES;
+  ot_program *p[2];
+  ot_sim *s[2];
+  for (int i = 0; i < 2; i++) {
+    ot_compile_options o;
+    ot_compile_options_default(&o);
+    o.weight_copies = i ? OT_WCOPY_ALL : OT_WCOPY_NONE;
+    ot_error err;
+    ot_error_clear(&err);
+    ot_status st = ot_compile_data_parallel(g, chip, CORES, &o, &p[i], &err);
+    if (st) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, OT_OK);
+    assert_int_equal(ot_program_verify(p[i], chip, &err), OT_OK);
+    s[i] = run(chip, p[i], true, OT_SIM_FULL, step_fill, &in);
+  }
+  assert_null(ot_program_find_tensor(p[0], "w1.bf16"));
+  assert_non_null(ot_program_find_tensor(p[1], "w1.bf16"));
+  assert_non_null(ot_program_find_tensor(p[1], "w2.bf16"));
+  assert_null(ot_program_find_tensor(p[1], "b1.bf16")); /* added in the epilogue, not a matmul operand */
+  static const char *const names[] = {"loss@c0", "w1.grad@c0", "b1.grad@c0", "w2.grad@c0", "w1", "b1", "w2"};
+  static const size_t bytes[] = {4, D * H * 4, H * 4, H * V * 4, D * H * 4, H * 4, H * V * 4};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    float *a = malloc(bytes[i]), *b = malloc(bytes[i]);
+    read_t(s[0], p[0], names[i], a, bytes[i]);
+    read_t(s[1], p[1], names[i], b, bytes[i]);
+    if (memcmp(a, b, bytes[i])) fprintf(stderr, "%s differs with the weight copies\n", names[i]);
+    assert_memory_equal(a, b, bytes[i]);
+    free(a);
+    free(b);
+  }
+  for (int i = 0; i < 2; i++) {
+    ot_sim_free(s[i]);
+    ot_program_free(p[i]);
+  }
+  step_inputs_free(&in);
   ot_graph_free(g);
   ot_chip_free(chip);
 }
@@ -368,6 +426,7 @@ int main(void) {
       cmocka_unit_test(test_allreduce_8_cores_mean),
       cmocka_unit_test(test_dp_step_2_cores),
       cmocka_unit_test(test_dp_step_8_cores),
+      cmocka_unit_test(test_dp_weight_copies),
       cmocka_unit_test(test_dp_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
