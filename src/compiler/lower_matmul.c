@@ -522,7 +522,7 @@ static uint64_t lead(const ot_gtensor *t, unsigned keep) {
   return n;
 }
 
-static void gemm_epilogue(lower_ctx *c, const ot_gnode *n, gemm *g) {
+static void gemm_epilogue(const lower_ctx *c, const ot_gnode *n, gemm *g) {
   g->act = OT_ACT_COPY;
   const lower_epilogue *e = c->epi ? &c->epi[n - c->g->node] : NULL;
   if (e && e->act != OT_ACT_COPY) g->act = e->act;
@@ -559,7 +559,7 @@ static void matmul_gemm(const lower_ctx *c, const ot_gnode *n, gemm *g) {
   g->y_bs = g->M * g->N;
   g->mm = c->opt->matmul_dtype;
   g->ydt = (ot_dtype)y->dtype;
-  gemm_epilogue((lower_ctx *)c, n, g);
+  gemm_epilogue(c, n, g);
 }
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n) {
