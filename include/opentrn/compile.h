@@ -29,8 +29,8 @@ typedef struct {
   uint32_t nodes_lowered, nodes_fused;
 } ot_compile_stats;
 
-/* Data-parallel programs: which fp32 weights get a copy in the matmul type at the start of the
-** step for the matmuls to read (docs/data-parallel.md, "Weight copies"). */
+/* Which fp32 weights get a copy in the matmul type (16-bit matmul types only) at the start of the
+** program for the matmuls to read (docs/data-parallel.md, "Weight copies"). */
 typedef enum {
   OT_WCOPY_AUTO = 0, /* those a GEMM re-reads from HBM at least 3 times (default) */
   OT_WCOPY_NONE,     /* none */
@@ -42,7 +42,7 @@ typedef struct {
   bool fuse;               /* fusion passes (bias + activation, transpose into matmul) */
   bool schedule;           /* list-schedule instructions across engines (else emission order) */
   ot_compile_stats *stats; /* if not NULL, filled on success */
-  ot_weight_copies weight_copies; /* data-parallel only */
+  ot_weight_copies weight_copies;
 } ot_compile_options;
 
 void ot_compile_options_default(ot_compile_options *o);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "compiler/lower.h"
+#include "compiler/lower_wcopy.h"
 
 void ot_compile_options_default(ot_compile_options *o) {
   memset(o, 0, sizeof *o);
@@ -589,7 +590,12 @@ ot_status ot_compile(const ot_graph *g, const ot_chip *chip, const ot_compile_op
     return err->code;
   }
   if (!kir_status(k)) place_tensors(&c);
+  kir_hbm *wcopy = malloc((g->n_t ? g->n_t : 1) * sizeof *wcopy);
+  lower_wcopy w = {opt->weight_copies, 1, 0, 0, wcopy};
+  if (!wcopy) kir_fail(k, OT_ENOMEM, "out of memory");
+  else if (!kir_status(k) && !lower_wcopy_place(&c, &w)) lower_wcopy_emit(&c, &w);
   if (!kir_status(k)) lower_all(&c);
+  free(wcopy);
   st = kir_status(k) ? ot_error_set(err, kir_status(k), "%s", kir_error(k)->msg) : kir_finish(k, err);
   if (!st && opt->stats) stats_fill(&c, opt->stats);
   kir_free(k);

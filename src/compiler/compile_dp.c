@@ -18,6 +18,7 @@
 #include "compiler/graph_int.h"
 #include "compiler/lower.h"
 #include "compiler/lower_collective.h"
+#include "compiler/lower_wcopy.h"
 
 static bool is_optim_op(ot_gop op) { return op == OT_GOP_GLOBAL_NORM || op == OT_GOP_ADAMW; }
 
@@ -204,94 +205,13 @@ static void dp_free(dp_ctx *d) {
   free(d->wcopy);
 }
 
-/* ---- matmul-type copies of the weights ----------------------------------------------------------- */
-/* The GEMMs read fp32 weights and round them to the matmul type as they load them, every time;
-** a GEMM whose A^T cannot stay on chip reads its B once per m-block (GPT-2 124M, 2 x 1024 rows
-** per core: lm_head.bwd.da reads the fp32 wte [50257, 768] 6 times, 922 MB).  Such a weight is
-** rounded once, at the start of the step, into a shared copy -- each core its share of the
-** elements, then the cores wait for one another (remote semaphore, on the GpSimd: the same wait on
-** the Sync engine, which issues the step's loads, made the whole 8-core step 3.6 ms slower, cause
-** not found) -- and the matmuls read the copy: the same values, half the bytes.  Only for weights
-** some GEMM reads at least WCOPY_MIN_PASSES times: copying every weight that matmuls read (each
-** read once or twice) made the 8-core step slower, 54.14 -> 54.80 ms, though fewer bytes move
-** (cause not found either); wte alone: 54.14 -> 53.36 ms. */
-#define WCOPY_MIN_PASSES 3u
-#define WCOPY_CHUNK (1u << 20) /* elements per copying DMA */
-
-/* The most times one matmul or linear reads weight t from HBM (0: none reads it). */
-static uint32_t weight_passes(lower_ctx *c, ot_tid t) {
-  uint32_t most = 0;
-  for (uint32_t i = 0; i < c->g->n_node; i++) {
-    const ot_gnode *n = &c->g->node[i];
-    if ((n->op != OT_GOP_MATMUL && n->op != OT_GOP_LINEAR) || c->fused_away[i]) continue;
-    bool as_b = c->hbm[n->in[1]].off == c->hbm[t].off, as_a = c->hbm[n->in[0]].off == c->hbm[t].off;
-    uint32_t p = as_b && n->op == OT_GOP_MATMUL ? lower_matmul_b_passes(c, n) : as_a || as_b ? 1u : 0u;
-    if (p > most) most = p;
-  }
-  return most;
-}
-
-static ot_status wcopy_make(dp_ctx *d, lower_ctx *c) {
-  const ot_graph *cg = d->cg;
-  for (uint32_t t = 0; t < cg->n_t && !kir_status(c->k); t++) {
-    const ot_gtensor *x = &cg->t[t];
-    d->wcopy[t].index = -1;
-    if (x->role != OT_GROLE_WEIGHT || x->dtype != OT_DT_FP32 || ot_dtype_size(d->opt->matmul_dtype) != 2 ||
-        d->opt->weight_copies == OT_WCOPY_NONE)
-      continue;
-    uint32_t passes = weight_passes(c, (ot_tid)t);
-    if (passes == 0 || (d->opt->weight_copies == OT_WCOPY_AUTO && passes < WCOPY_MIN_PASSES)) continue;
-    char name[300];
-    uint64_t shape[OT_GRAPH_MAX_DIMS];
-    for (unsigned i = 0; i < x->ndim; i++) shape[i] = (uint64_t)x->shape[i];
-    snprintf(name, sizeof name, "%s.%s", x->name, ot_dtype_name(d->opt->matmul_dtype));
-    kir_tensor(c->k, name, d->opt->matmul_dtype, x->ndim, shape, OT_ROLE_SCRATCH, NULL, &d->wcopy[t]);
-  }
-  return kir_status(c->k);
-}
-
-/* lower_graph_into's after_place hook: core 0 places the copies; every core rounds its share of
-** their elements (laid end to end), signals the others and waits for their shares. */
+/* lower_graph_into's after_place hook: core 0 chooses and places the weights' matmul-type copies
+** (lower_wcopy.c); every core rounds its share of them and waits for the others' shares. */
 static ot_status weight_copies(lower_ctx *c, void *arg) {
   dp_ctx *d = arg;
-  const ot_graph *cg = d->cg;
-  if (d->core == 0 && wcopy_make(d, c)) return kir_status(c->k);
-  c->mm_copy = d->wcopy;
-  uint64_t total = 0;
-  unsigned n = 0;
-  for (uint32_t t = 0; t < cg->n_t; t++)
-    if (d->wcopy[t].index >= 0) { total += (uint64_t)ot_gtensor_elems(&cg->t[t]); n++; }
-  if (!n) return OT_OK;
-  uint64_t lo = total / d->cores * d->core + total % d->cores * d->core / d->cores;
-  uint64_t hi = total / d->cores * (d->core + 1) + total % d->cores * (d->core + 1) / d->cores, base = 0;
-  ot_ap *aps = malloc(n * sizeof *aps);
-  if (!aps) return kir_fail(c->k, OT_ENOMEM, "out of memory");
-  unsigned na = 0;
-  kir_set_origin(c->k, "weight_copies");
-  for (uint32_t t = 0; t < cg->n_t && !kir_status(c->k); t++) {
-    if (d->wcopy[t].index < 0) continue;
-    uint64_t e = (uint64_t)ot_gtensor_elems(&cg->t[t]);
-    aps[na++] = lc_flat_ap(&d->wcopy[t], e);
-    for (uint64_t at = lo > base ? lo - base : 0; at < e && base + at < hi; at += WCOPY_CHUNK) {
-      uint64_t end = at + WCOPY_CHUNK < e ? at + WCOPY_CHUNK : e;
-      if (base + end > hi) end = hi - base;
-      int64_t st[1] = {1};
-      uint32_t sz[1] = {(uint32_t)(end - at)};
-      kir_dma(c->k, kir_hbm_ap(&d->wcopy[t], at, 1, st, sz), kir_hbm_ap(&c->hbm[t], at, 1, st, sz), OT_ENG_COUNT);
-    }
-    base += e;
-  }
-  if (d->cores > 1 && !kir_status(c->k)) {
-    uint32_t sem = kir_free_sem_base(c->k) + 3; /* after the all-reduce's two and the global norm's */
-    uint64_t all = d->cores >= 64 ? ~0ull : (1ull << d->cores) - 1;
-    if (sem >= d->chip->seq.semaphores)
-      kir_fail(c->k, OT_EUNSUPPORTED, "the weight copies need semaphore %u; chip %s has %u", sem, d->chip->name,
-               d->chip->seq.semaphores);
-    else if (!kir_remote_signal(c->k, OT_ENG_GPSIMD, all, sem))
-      kir_remote_wait(c->k, OT_ENG_GPSIMD, sem, (int32_t)(d->cores - 1), aps, na);
-  }
-  free(aps);
-  return kir_status(c->k);
+  lower_wcopy w = {d->opt->weight_copies, d->cores, d->core, kir_free_sem_base(c->k) + 3, d->wcopy};
+  if (d->core == 0 && lower_wcopy_place(c, &w)) return kir_status(c->k);
+  return lower_wcopy_emit(c, &w);
 }
 
 /* Lower the per-core graph on every core; weights and constants are placed by core 0 only. */

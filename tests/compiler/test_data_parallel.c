@@ -345,13 +345,11 @@ static void check_dp_step(unsigned cores) {
 /* The weights' bf16 copies (compile_dp.c weight_copies): made at the start of the step, shared
 ** out among the cores and read by the matmuls, they change no bit of the step's results -- the
 ** loads rounded the fp32 weights to the same values. */
-static void test_dp_weight_copies(void **state) {
-  (void)state;
-  enum { CORES = 4 };
+static void check_weight_copies(unsigned cores) {
   ot_chip *chip = chip_of("trn2");
   ot_graph *g = mlp_step();
   step_in in = step_inputs();
-  in.cores = CORES;
+  in.cores = cores > 1 ? cores : 0;
   ot_program *p[2];
   ot_sim *s[2];
   for (int i = 0; i < 2; i++) {
@@ -360,7 +358,7 @@ static void test_dp_weight_copies(void **state) {
     o.weight_copies = i ? OT_WCOPY_ALL : OT_WCOPY_NONE;
     ot_error err;
     ot_error_clear(&err);
-    ot_status st = ot_compile_data_parallel(g, chip, CORES, &o, &p[i], &err);
+    ot_status st = cores > 1 ? ot_compile_data_parallel(g, chip, cores, &o, &p[i], &err) : ot_compile(g, chip, &o, &p[i], &err);
     if (st) fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(st, OT_OK);
     assert_int_equal(ot_program_verify(p[i], chip, &err), OT_OK);
@@ -370,9 +368,11 @@ static void test_dp_weight_copies(void **state) {
   assert_non_null(ot_program_find_tensor(p[1], "w1.bf16"));
   assert_non_null(ot_program_find_tensor(p[1], "w2.bf16"));
   assert_null(ot_program_find_tensor(p[1], "b1.bf16")); /* added in the epilogue, not a matmul operand */
-  static const char *const names[] = {"loss@c0", "w1.grad@c0", "b1.grad@c0", "w2.grad@c0", "w1", "b1", "w2"};
+  static const char *const dp[] = {"loss@c0", "w1.grad@c0", "b1.grad@c0", "w2.grad@c0", "w1", "b1", "w2"};
+  static const char *const one[] = {"loss", "w1.grad", "b1.grad", "w2.grad", "w1", "b1", "w2"};
+  const char *const *names = cores > 1 ? dp : one;
   static const size_t bytes[] = {4, D * H * 4, H * 4, H * V * 4, D * H * 4, H * 4, H * V * 4};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+  for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++) {
     float *a = malloc(bytes[i]), *b = malloc(bytes[i]);
     read_t(s[0], p[0], names[i], a, bytes[i]);
     read_t(s[1], p[1], names[i], b, bytes[i]);
@@ -389,6 +389,9 @@ static void test_dp_weight_copies(void **state) {
   ot_graph_free(g);
   ot_chip_free(chip);
 }
+
+static void test_dp_weight_copies(void **state) { (void)state; check_weight_copies(4); }
+static void test_weight_copies_one_core(void **state) { (void)state; check_weight_copies(1); }
 
 static void test_dp_step_2_cores(void **state) { (void)state; check_dp_step(2); }
 static void test_dp_step_8_cores(void **state) { (void)state; check_dp_step(8); }
@@ -427,6 +430,7 @@ int main(void) {
       cmocka_unit_test(test_dp_step_2_cores),
       cmocka_unit_test(test_dp_step_8_cores),
       cmocka_unit_test(test_dp_weight_copies),
+      cmocka_unit_test(test_weight_copies_one_core),
       cmocka_unit_test(test_dp_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
