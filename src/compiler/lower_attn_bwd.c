@@ -376,6 +376,7 @@ static ot_status bwd_alloc(bwd_run *r) {
   kir_alloc(k, OT_MEM_SBUF, P, KCHUNK * 4, &r->junk);
   kir_alloc(k, OT_MEM_SBUF, P, 2 * r->KVG * D * 4, &r->kvo);
   kir_alloc(k, OT_MEM_PSUM, P, P * e, &r->tp);
+  if (r->pacc) kir_alloc(k, OT_MEM_PSUM, P, (uint32_t)(kir_chip(k)->psum.bytes_per_partition / kir_chip(k)->psum.banks), &r->tpk);
   if (a->causal) kir_alloc(k, OT_MEM_SBUF, P, (ATTN_MASKS * KCHUNK + P) * e, &r->masks);
   for (uint32_t i = 0; i < BWD_NCH; i++) {
     uint32_t QD = r->QG * D;
@@ -397,7 +398,7 @@ static ot_status bwd_alloc(bwd_run *r) {
     kir_alloc(k, OT_MEM_SBUF, P, BWD_BLK * e, &r->dss[i]);
     kir_alloc(k, OT_MEM_SBUF, P, BWD_BLK * e, &r->dsT[i]);
     kir_alloc(k, OT_MEM_PSUM, P, KCHUNK * 4, &r->sps[i]);
-    if (i == 0) r->tpk = r->sps[0]; /* K, V transposes share the first score bank */
+    if (i == 0 && !r->pacc) r->tpk = r->sps[0]; /* K, V transposes share the first score bank */
     kir_alloc(k, OT_MEM_PSUM, P, BWD_BLK * 4, &r->dps[i]);
     if (!r->pacc) {
       kir_alloc(k, OT_MEM_PSUM, P, D * 4, &r->dvp[i]);
@@ -409,6 +410,7 @@ static ot_status bwd_alloc(bwd_run *r) {
 
 static void bwd_release(bwd_run *r) {
   kir_buf *one[] = {&r->dka, &r->dva, &r->pdk, &r->pdv, &r->vnat, &r->junk, &r->kvo, &r->tp, &r->masks};
+  if (r->pacc) kir_release(r->k, &r->tpk); /* its own bank (else the first score bank's) */
   kir_buf *two[] = {r->kT, r->vT, r->kn};
   kir_buf *nq[] = {r->qT, r->dyT, r->st, r->dqp};
   kir_buf *nc[] = {r->qc, r->dyc, r->dync, r->yc, r->dqc, r->dic};
