@@ -560,6 +560,13 @@ static void matmul_gemm(const lower_ctx *c, const ot_gnode *n, gemm *g) {
   g->mm = c->opt->matmul_dtype;
   g->ydt = (ot_dtype)y->dtype;
   gemm_epilogue(c, n, g);
+  /* b shared by every batch, a and y row-major: the batches are one taller GEMM (as linear's
+  ** leading dims are), so B is read -- and, from [N, K], transposed -- once, not per batch
+  ** (GPT-2's dx GEMMs at B2: each weight read and PE-transposed twice) */
+  if (g->batches > 1 && !g->b_bs && !g->a_km && !g->bias_rows) {
+    g->M *= g->batches;
+    g->batches = 1;
+  }
 }
 
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n) {
