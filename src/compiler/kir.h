@@ -77,6 +77,8 @@ ot_status kir_alloc(kir *k, ot_mem mem, uint32_t parts, uint32_t bytes, kir_buf 
 void kir_release(kir *k, const kir_buf *b);
 /* Free bytes per partition left in SBUF / PSUM (largest contiguous hole). */
 uint32_t kir_largest_free(const kir *k, ot_mem mem);
+/* Whether kir_alloc of bytes per partition would succeed now (PSUM: within one bank). */
+bool kir_can_alloc(const kir *k, ot_mem mem, uint32_t bytes);
 /* A program tensor in HBM: name, dtype, shape, role (OT_ROLE_*); constants copy data. */
 ot_status kir_tensor(kir *k, const char *name, ot_dtype dt, unsigned ndim, const uint64_t *shape, int role,
                      const void *data, kir_hbm *out);

@@ -115,6 +115,16 @@ void kir_release(kir *k, const kir_buf *b) {
   }
 }
 
+bool kir_can_alloc(const kir *k, ot_mem mem, uint32_t bytes) {
+  const kir_heap *h = &k->heap[mem == OT_MEM_PSUM];
+  uint32_t size = (bytes + h->align - 1) / h->align * h->align, s;
+  if (size == 0) size = h->align;
+  if (h->bank && size > h->bank) return false;
+  for (uint32_t i = 0; i < h->n; i++)
+    if (hole_fit(h, &h->hole[i], size, &s)) return true;
+  return false;
+}
+
 uint32_t kir_largest_free(const kir *k, ot_mem mem) {
   const kir_heap *h = &k->heap[mem == OT_MEM_PSUM];
   uint32_t best = 0;

@@ -261,6 +261,7 @@ static void test_attention_backward(void **state) {
     {1, 2, 1, 520, 16, false, 0, false, false},
     {1, 2, 1, 650, 128, true, 0, true, false}, /* dK, dV too big for a PSUM bank: SBUF accumulators */
     {1, 1, 1, 700, 128, false, 0, false, false},
+    {1, 1, 1, 512, 128, true, 0, false, false}, /* dK, dV fill a bank each: no bank left for K/V transposes */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attn_run(&cases[i], true);
 }
