@@ -17,6 +17,7 @@ typedef struct {
   ot_tid residual;         /* [.., M, N] added after act, OT_TID_NONE if none */
   ot_tid act_out;          /* also act2(y) into this tensor (y read elsewhere too), OT_TID_NONE if none */
   int act2;
+  int32_t dact;            /* y * act'(x) instead of y: the gelu_bwd / silu_bwd node folded in (-1: none) */
   bool y_t;                /* linear: y stored transposed, [N, M] (its one consumer, a linear, reads it K-major) */
   bool accumulate;         /* embedding_bwd: scatter-add into the output as it stands (an add fused in) */
   kir_hbm saved;           /* statistics a forward leaves for its backward (cross_entropy: -max, sum-exp

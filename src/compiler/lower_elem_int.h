@@ -83,6 +83,10 @@ struct elem_pw {
   unsigned n_prog;
 };
 ot_status elem_pw_run(elem_pw *pw);
+/* One program instruction on tiles ap[slot]; t picks the engine of ELEM_ALT / ELEM_ALT2. */
+void elem_insn_exec(kir *k, uint32_t t, const ot_ap *ap, const elem_insn *in);
+/* pw->n's (a gelu_bwd / silu_bwd) program: dy = ELEM_X(1), x = ELEM_X(0), dx = ELEM_Y(0); sets n_tmp. */
+void elem_act_bwd_body(elem_pw *pw);
 
 /* ---- row tiling (lower_elem_rows.c) -------------------------------------------------------- */
 typedef struct elem_rowop elem_rowop;

@@ -105,7 +105,7 @@ static void pw_load(pw_run *r, const pw_pos *q, ot_ap *ap) {
   for (unsigned j = 0; j < pw->n_tmp; j++) ap[ELEM_T(j)] = elem_tile(&b[pw_slot_tmp(pw, j)], q->np, 0, q->f);
 }
 
-static void pw_exec(kir *k, uint32_t t, const ot_ap *ap, const elem_insn *in) {
+void elem_insn_exec(kir *k, uint32_t t, const ot_ap *ap, const elem_insn *in) {
   ot_engine e = in->eng == ELEM_ALT ? elem_alt_engine(t) : in->eng == ELEM_ALT2 ? elem_alt_engine(t + 1)
                                                                                 : (ot_engine)in->eng;
   switch (in->kind) {
@@ -124,7 +124,7 @@ static void pw_group(pw_run *r, const pw_pos *q, unsigned n) {
   ot_ap ap[ELEM_GROUP][3 * ELEM_MAX_IO];
   for (unsigned i = 0; i < n; i++) pw_load(r, &q[i], ap[i]);
   for (unsigned s = 0; s < pw->n_prog; s++)
-    for (unsigned i = 0; i < n; i++) pw_exec(k, q[i].t, ap[i], &pw->prog[s]);
+    for (unsigned i = 0; i < n; i++) elem_insn_exec(k, q[i].t, ap[i], &pw->prog[s]);
   for (unsigned i = 0; i < n; i++)
     for (unsigned j = 0; j < pw->n_out; j++)
       kir_dma(k, elem_hbm_rows(&pw->out[j], q[i].eoff, q[i].np, q[i].stride, q[i].f), ap[i][ELEM_Y(j)], OT_ENG_COUNT);
@@ -285,17 +285,23 @@ static void gelu_tanh_dx_prog(elem_pw *pw) {
   pw_stt(pw, y, t0, OT_ALU_ADD, 0.5f, OT_ALU_MUL, y);                      /* dx */
 }
 
-/* dx = dy * f'(x): ScalarE has gelu_dx (erf form) and silu_dx; the tanh form is built. */
+/* dx = dy * f'(x): ScalarE has gelu_dx (erf form) and silu_dx; the tanh form is built.  Also the
+** epilogue of a GEMM whose result is dy (lower_matmul.c): the same program on its PSUM tiles. */
+void elem_act_bwd_body(elem_pw *pw) {
+  if (pw->n->op == OT_GOP_GELU_BWD && pw->n->i[0]) {
+    pw->n_tmp = 2;
+    gelu_tanh_dx_prog(pw);
+    return;
+  }
+  pw->n_tmp = 0;
+  pw_act(pw, ELEM_Y(0), ELEM_X(0), pw->n->op == OT_GOP_SILU_BWD ? OT_ACT_SILU_DX : OT_ACT_GELU_DX, 1.0f);
+  pw_tt(pw, ELEM_ALT, ELEM_Y(0), ELEM_X(1), ELEM_Y(0), OT_ALU_MUL);
+}
+
 ot_status lower_elem_act_bwd(lower_ctx *c, const ot_gnode *n) {
   elem_pw pw;
-  if (n->op == OT_GOP_GELU_BWD && n->i[0]) {
-    pw_init(&pw, c, n, 2, 1, 2);
-    gelu_tanh_dx_prog(&pw);
-    return elem_pw_run(&pw);
-  }
   pw_init(&pw, c, n, 2, 1, 0);
-  pw_act(&pw, ELEM_Y(0), ELEM_X(0), n->op == OT_GOP_SILU_BWD ? OT_ACT_SILU_DX : OT_ACT_GELU_DX, 1.0f);
-  pw_tt(&pw, ELEM_ALT, ELEM_Y(0), ELEM_X(1), ELEM_Y(0), OT_ALU_MUL);
+  elem_act_bwd_body(&pw);
   return elem_pw_run(&pw);
 }
 

@@ -17,6 +17,7 @@
 #include "compiler/lower_bcast.h"
 #include "compiler/kir_attn.h"
 #include "compiler/lower.h"
+#include "compiler/lower_elem_int.h"
 
 #define B_BUFS 4
 #define NAT_BUFS 4                    /* row-major tiles waiting for their PE transposes (at most) */
@@ -26,6 +27,7 @@
 #define A_BUDGET (96u * 1024u)       /* bytes per partition for the resident A^T block */
 #define CHUNK_BYTES (8u * 1024u)      /* bytes per partition of one B load */
 #define B_RES_BUDGET (32u * 1024u)    /* bytes per partition of one resident B slice (two are kept) */
+#define DACT_UNITS 4                  /* [m-tile, bank] tiles of a dact epilogue in flight (temporaries) */
 #define B_ALL_BUDGET (40u * 1024u)    /* bytes per partition of all of B, kept on chip (b_all) */
 #define B_ALL_MT 2                    /* m-tiles per m-block in b_all */
 
@@ -40,6 +42,8 @@ typedef struct {
   bool has_act_out;                  /* also act2(y) into act_out, from y as stored */
   int act2;
   kir_hbm act_out;
+  const ot_gnode *dact;              /* y * act'(dact_x): the folded activation backward (NULL: none) */
+  kir_hbm dact_x;
   ot_dtype mm, ydt;
 } gemm;
 
@@ -55,7 +59,9 @@ typedef struct {
   kir_buf as[B_BUFS];
   kir_buf acc[8], tp[2];             /* PSUM accumulators, transpose blocks */
   kir_buf anat[NAT_BUFS];            /* rows to transpose (A from [M, K], B from [N, K]) */
-  uint32_t nb_rot, st_rot, tp_rot, nat_rot, nat_n;
+  kir_buf xbuf[STAGE_BUFS], dtmp[DACT_UNITS][2]; /* dact: x tiles, the program's temporaries */
+  elem_pw dprog;                     /* dact: the activation backward's program */
+  uint32_t nb_rot, st_rot, tp_rot, nat_rot, nat_n, dt_rot;
   uint32_t nsets, set_rot;           /* PSUM accumulator sets (mt_blk x nt_blk banks each), rotated by block */
 } gemm_run;
 
@@ -215,6 +221,58 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
             kir_ap2(&r->stage2[slot], mp, 0, ncols, (ot_dtype)g->act_out.dtype), OT_ENG_COUNT);
 }
 
+/* y = dy * act'(x) for the m-tiles of one block, dy the accumulators: the activation backward's
+** own program (lower_elem_pw.c), its instructions interleaved over DACT_UNITS / 2 [m-tile, bank]
+** tiles at a time so that one engine works on a tile while another finishes the previous one.
+** Instructions that read dy run on the VectorE (PSUM; the engines share one ALU semantics, so
+** the bits do not depend on which). */
+static void evacuate_dact_tiles(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, uint64_t n0, uint32_t ncols,
+                                uint32_t s0, uint32_t mi0, uint32_t mc) {
+  const gemm *g = r->g;
+  kir *k = r->k;
+  ot_dtype xdt = elem_load_dtype(&g->dact_x);
+  int64_t hs[2] = {(int64_t)g->N, 1};
+  uint32_t ntiles = lower_ceil_div(ncols, r->NT), slot[DACT_UNITS];
+  for (uint32_t i = 0; i < mc; i++) {
+    uint32_t mi = mi0 + i, hz[2] = {lower_min_u32(r->MT, mrows - mi * r->MT), ncols};
+    slot[i] = r->st_rot++ % STAGE_BUFS;
+    kir_dma(k, kir_ap2(&r->xbuf[slot[i]], hz[0], 0, ncols, xdt),
+            kir_hbm_ap(&g->dact_x, bt * g->y_bs + (m0 + (uint64_t)mi * r->MT) * g->N + n0, 2, hs, hz), OT_ENG_COUNT);
+  }
+  const uint32_t per = DACT_UNITS / 2, units = mc * ntiles;
+  for (uint32_t u0 = 0; u0 < units; u0 += per) {
+    ot_ap ap[DACT_UNITS / 2][3 * ELEM_MAX_IO];
+    uint32_t nu = lower_min_u32(per, units - u0);
+    for (uint32_t u = 0; u < nu; u++) {
+      uint32_t i = (u0 + u) / ntiles, ni = (u0 + u) % ntiles, t = r->dt_rot++ % DACT_UNITS, mi = mi0 + i;
+      uint32_t mp = lower_min_u32(r->MT, mrows - mi * r->MT), nn = lower_min_u32(r->NT, ncols - ni * r->NT);
+      ap[u][ELEM_X(0)] = kir_ap2(&r->xbuf[slot[i]], mp, ni * r->NT, nn, xdt);
+      ap[u][ELEM_X(1)] = kir_ap2(&r->acc[(s0 + mi) * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
+      ap[u][ELEM_Y(0)] = kir_ap2(&r->stage[slot[i]], mp, ni * r->NT, nn, OT_DT_FP32);
+      for (unsigned j = 0; j < r->dprog.n_tmp; j++) ap[u][ELEM_T(j)] = kir_ap2(&r->dtmp[t][j], mp, 0, nn, OT_DT_FP32);
+    }
+    for (unsigned s = 0; s < r->dprog.n_prog; s++) {
+      elem_insn in = r->dprog.prog[s];
+      bool reads_dy = in.a == ELEM_X(1) || ((in.kind == ELEM_TT || in.kind == ELEM_STT) && in.b == ELEM_X(1));
+      if (reads_dy && in.kind != ELEM_ACT) in.eng = OT_ENG_VECTOR;
+      for (uint32_t u = 0; u < nu; u++) elem_insn_exec(k, u0 + u, ap[u], &in);
+    }
+  }
+  for (uint32_t i = 0; i < mc; i++) {
+    uint32_t mi = mi0 + i, hz[2] = {lower_min_u32(r->MT, mrows - mi * r->MT), ncols};
+    kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + (m0 + (uint64_t)mi * r->MT) * g->N + n0, 2, hs, hz),
+            kir_ap2(&r->stage[slot[i]], hz[0], 0, ncols, OT_DT_FP32), OT_ENG_COUNT);
+  }
+}
+
+/* m-tiles a few at a time: each one's x and staging tiles stay in their slot until stored. */
+static void evacuate_dact(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, uint64_t n0, uint32_t ncols, uint32_t s0) {
+  uint32_t mtiles = lower_ceil_div(mrows, r->MT), ntiles = lower_ceil_div(ncols, r->NT);
+  uint32_t mc = ntiles >= DACT_UNITS / 2 ? 1 : DACT_UNITS / 2 / ntiles;
+  for (uint32_t mi0 = 0; mi0 < mtiles; mi0 += mc)
+    evacuate_dact_tiles(r, bt, m0, mrows, n0, ncols, s0, mi0, lower_min_u32(mc, mtiles - mi0));
+}
+
 /* The bias row on every partition (repeated by the TensorE, lower_bcast.c), loaded once for the
 ** whole GEMM; a per-row bias as columns instead: element (p, j) = bias[j * MT + p], m-tile j's bias column. */
 static void load_bias(gemm_run *r) {
@@ -271,6 +329,10 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
         }
       }
     }
+  }
+  if (g->dact) {
+    evacuate_dact(r, bt, m0, mrows, n0, ncols, s0);
+    return;
   }
   for (uint32_t mi = 0; mi < mtiles; mi++)
     evacuate(r, bt, m0 + (uint64_t)mi * r->MT, lower_min_u32(r->MT, mrows - mi * r->MT), n0, ncols, s0 + mi);
@@ -333,7 +395,7 @@ static ot_status gemm_plan(gemm_run *r) {
   ** lm_head.bwd.db of GPT-2 124M, 2 x 1024 rows per core, read X 99 times (584 MB); one core's
   ** training step 69.0 -> 67.4 ms on trn2, 93.6 -> 83.7 ms on trn1. */
   uint64_t b_all_bytes = (uint64_t)r->KT * g->N * esz(g->mm);
-  if (!r->stream_a && !g->b_nk && mtiles > B_ALL_MT && b_all_bytes <= B_ALL_BUDGET &&
+  if (!r->stream_a && mtiles > B_ALL_MT && b_all_bytes <= B_ALL_BUDGET &&
       kir_largest_free(r->k, OT_MEM_SBUF) >= b_all_bytes + 2u * r->KT * B_ALL_MT * r->MT * esz(g->mm) + 64u * 1024u) {
     r->b_all = true;
     r->b_res = false;
@@ -375,6 +437,11 @@ static ot_status gemm_alloc(gemm_run *r) {
     kir_alloc(k, OT_MEM_SBUF, r->P, r->nsets * r->mt_blk * r->nt_blk * r->NT * 4, &r->tmp);
   if (g->has_resid)
     for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz((ot_dtype)g->resid.dtype), &r->rbuf[i]);
+  if (g->dact) {
+    for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz(elem_load_dtype(&g->dact_x)), &r->xbuf[i]);
+    for (int i = 0; i < DACT_UNITS; i++)
+      for (unsigned j = 0; j < r->dprog.n_tmp; j++) kir_alloc(k, OT_MEM_SBUF, r->P, r->NT * 4, &r->dtmp[i][j]);
+  }
   if (!g->a_km || g->b_nk) {
     uint32_t nat = g->a_km || r->stream_a ? r->kc * r->P : (uint32_t)g->K;
     if (g->b_nk && r->kc * r->P > nat) nat = r->kc * r->P;
@@ -400,10 +467,13 @@ static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   for (int i = 0; i < 8; i++) all[n++] = &r->acc[i];
   for (int i = 0; i < B_BUFS; i++) { all[n++] = &r->as[i]; all[n++] = &r->b[i]; }
   for (int i = 0; i < NAT_BUFS; i++) all[n++] = &r->anat[i];
-  for (int i = 0; i < STAGE_BUFS; i++) { all[n++] = &r->stage[i]; all[n++] = &r->rbuf[i]; all[n++] = &r->stage2[i]; }
+  for (int i = 0; i < STAGE_BUFS; i++) {
+    all[n++] = &r->stage[i]; all[n++] = &r->rbuf[i]; all[n++] = &r->stage2[i]; all[n++] = &r->xbuf[i];
+  }
+  for (int i = 0; i < DACT_UNITS; i++) { all[n++] = &r->dtmp[i][0]; all[n++] = &r->dtmp[i][1]; }
   return n;
 }
-#define GEMM_NBUFS (8 + 8 + 2 * B_BUFS + NAT_BUFS + 3 * STAGE_BUFS)
+#define GEMM_NBUFS (8 + 8 + 2 * B_BUFS + NAT_BUFS + 4 * STAGE_BUFS + 2 * DACT_UNITS)
 
 static void gemm_release(gemm_run *r) {
   kir_buf *all[GEMM_NBUFS];
@@ -490,6 +560,10 @@ static ot_status gemm_lower(kir *k, const gemm *g) {
   memset(&r, 0, sizeof r);
   r.k = k;
   r.g = g;
+  if (g->dact) {
+    r.dprog.n = g->dact;
+    elem_act_bwd_body(&r.dprog);
+  }
   if (gemm_plan(&r) || gemm_alloc_high(&r)) { gemm_release(&r); return kir_status(k); }
   uint32_t mb = r.mt_blk * r.MT, nbk = r.nt_blk * r.NT;
   if (g->has_bias) load_bias(&r);
@@ -529,6 +603,10 @@ static void gemm_epilogue(const lower_ctx *c, const ot_gnode *n, gemm *g) {
   if (e && e->bias != OT_TID_NONE) { g->has_bias = true; g->bias = c->hbm[e->bias]; }
   if (e && e->residual != OT_TID_NONE) { g->has_resid = true; g->resid = c->hbm[e->residual]; }
   if (e && e->act_out != OT_TID_NONE) { g->has_act_out = true; g->act_out = c->hbm[e->act_out]; g->act2 = e->act2; }
+  if (e && e->dact >= 0) {
+    g->dact = &c->g->node[e->dact];
+    g->dact_x = c->hbm[g->dact->in[0]];
+  }
 }
 
 /* Where a matmul reads operand t: a weight's matmul-type copy where there is one (compile_dp.c:

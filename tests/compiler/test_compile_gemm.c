@@ -214,6 +214,97 @@ static void test_linear_gelu_both_outputs(void **state) {
   ot_graph_free(g);
 }
 
+/* The activation backward folded into the GEMM that computes its dy (x.grad = gelu_bwd(x, r w2^T)
+** of loss = sum(gelu(x) w2 * r)): the same bits as the separate pass (fusion off), and the
+** derivative against a double-precision reference; M, N not multiples of the tiles. */
+static ot_graph *act_bwd_graph(int64_t M, int64_t N, int64_t P, int act) {
+  ot_graph *g = ot_graph_new();
+  int64_t xs[2] = {M, N}, ws[2] = {N, P}, rs[2] = {M, P};
+  ot_tid x = ot_graph_weight(g, "x", OT_DT_FP32, 2, xs);
+  ot_tid w2 = ot_graph_weight(g, "w2", OT_DT_FP32, 2, ws);
+  ot_tid r = ot_graph_input(g, "r", OT_DT_FP32, 2, rs);
+  ot_tid t = act == 2 ? ot_graph_silu(g, "act", x) : ot_graph_gelu(g, "act", x, act == 0);
+  ot_tid z = ot_graph_mul(g, "zr", ot_graph_matmul(g, "z", t, w2, false), r);
+  ot_tid loss = ot_graph_reduce_sum(g, "loss", ot_graph_reduce_sum(g, "rows", z, 1, false), 0, false);
+  ot_graph_output(g, loss, "loss");
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_graph_backward(g, loss, &err), OT_OK);
+  assert_int_equal(ot_graph_status(g), OT_OK);
+  return g;
+}
+
+static double act_dx(int act, double x) {
+  if (act == 2) { double s = 1 / (1 + exp(-x)); return s * (1 + x * (1 - s)); }
+  if (act == 1) return 0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) * 0.3989422804014327; /* 1 / sqrt(2 pi) */
+  double k = 0.7978845608028654, c = 0.044715, t = tanh(k * (x + c * x * x * x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * c * x * x);
+}
+
+static void act_bwd_run(const ot_graph *g, ot_dtype mm, bool fuse, int64_t M, int64_t N, int64_t P, float *xg,
+                        ot_compile_stats *stats) {
+  ot_compile_options o;
+  ot_compile_options_default(&o);
+  o.matmul_dtype = mm;
+  o.fuse = fuse;
+  o.stats = stats;
+  ot_error err;
+  ot_error_clear(&err);
+  ot_chip *chip = NULL;
+  assert_int_equal(ot_chip_preset("trn2", &chip, &err), OT_OK);
+  ot_program *p = NULL;
+  assert_int_equal(ot_compile(g, chip, &o, &p, &err), OT_OK);
+  ot_chip_free(chip);
+  ot_device *d;
+  assert_int_equal(ot_device_open("trn2", &d, &err), OT_OK);
+  assert_int_equal(ot_device_load(d, p), OT_OK);
+  size_t nx = (size_t)(M * N), nw = (size_t)(N * P), nr = (size_t)(M * P);
+  float *x = malloc(nx * 4), *w = malloc(nw * 4), *r = malloc(nr * 4);
+  fill(x, nx, 11);
+  for (size_t i = 0; i < nx; i++) x[i] *= 3.0f; /* over the curved part of the activation */
+  fill(w, nw, 12);
+  fill(r, nr, 13);
+  assert_int_equal(ot_device_write(d, "x", OT_DT_FP32, x, nx * 4), OT_OK);
+  assert_int_equal(ot_device_write(d, "w2", OT_DT_FP32, w, nw * 4), OT_OK);
+  assert_int_equal(ot_device_write(d, "r", OT_DT_FP32, r, nr * 4), OT_OK);
+  dev_run_checked(d, "activation backward", false);
+  assert_int_equal(ot_device_read(d, "x.grad", OT_DT_FP32, xg, nx * 4), OT_OK);
+  free(x); free(w); free(r);
+  ot_device_close(d);
+  ot_program_free(p);
+}
+
+static void test_act_bwd_epilogue(void **state) {
+  (void)state;
+  const int64_t M = 300, N = 600, P = 200;
+  size_t nx = (size_t)(M * N);
+  float *a = malloc(nx * 4), *b = malloc(nx * 4), *x = malloc(nx * 4), *w = malloc((size_t)(N * P) * 4),
+        *r = malloc((size_t)(M * P) * 4);
+  fill(x, nx, 11);
+  for (size_t i = 0; i < nx; i++) x[i] *= 3.0f;
+  fill(w, (size_t)(N * P), 12);
+  fill(r, (size_t)(M * P), 13);
+  for (int act = 0; act < 3; act++) {
+    ot_graph *g = act_bwd_graph(M, N, P, act);
+    ot_compile_stats on, off;
+    act_bwd_run(g, OT_DT_BF16, true, M, N, P, a, &on);
+    act_bwd_run(g, OT_DT_BF16, false, M, N, P, b, &off);
+    assert_int_equal(off.nodes_fused, 0);
+    assert_int_equal(on.nodes_fused, 2); /* the weight gradient's transpose and the activation backward */
+    assert_memory_equal(a, b, nx * 4); /* the same program on the same fp32 values */
+    act_bwd_run(g, OT_DT_FP32, true, M, N, P, a, NULL);
+    for (int64_t m = 0; m < M; m += 7)
+      for (int64_t n = 0; n < N; n++) {
+        double dy = 0;
+        for (int64_t q = 0; q < P; q++) dy += (double)r[m * P + q] * w[n * P + q];
+        double want = dy * act_dx(act, x[m * N + n]);
+        assert_true(fabs(a[m * N + n] - want) <= 1e-5 * (1 + fabs(want)) * sqrt((double)P));
+      }
+    ot_graph_free(g);
+  }
+  free(a); free(b); free(x); free(w); free(r);
+}
+
 static void test_linear_bias_gelu(void **state) {
   (void)state;
   gemm_case c = {65, 96, 600, 1, false, false, true, true, true, true};
@@ -308,6 +399,7 @@ int main(void) {
     cmocka_unit_test(test_matmul_fused_transpose_a),
     cmocka_unit_test(test_linear_bias_gelu),
     cmocka_unit_test(test_linear_gelu_both_outputs),
+    cmocka_unit_test(test_act_bwd_epilogue),
     cmocka_unit_test(test_runtime_error_names_node),
     cmocka_unit_test(test_trace_names_node),
   };
