@@ -57,7 +57,9 @@ typedef struct {
   kir_buf sps[BWD_NB], dps[BWD_NB], dvp[BWD_NB], dkp[BWD_NB], dqp[BWD_NQ], tp; /* PSUM */
   kir_buf masks;
   bool tpk_own;             /* the K/V transposes have a PSUM bank of their own (else sps[0]) */
-  uint32_t rot_q, rot_b, rot_c, h;
+  uint32_t rot_q, rot_b, h;
+  int32_t kv_next;          /* slot of the next kv head, loaded, its transposes still to emit (-1: none) */
+  uint32_t chunk_n, loaded; /* the query chunk in work (in the order of all chunks), chunks loaded so far */
   bool pacc;                /* dK, dV accumulate in PSUM (one bank each), not in SBUF */
   bool split_ds;            /* dS in two steps (ScalarE, VectorE) instead of one VectorE stt */
   bool saved;               /* the forward's statistics (stats) replace pass 1 */
@@ -67,13 +69,20 @@ typedef struct {
   uint8_t started[BWD_PACC_KT]; /* pacc: key tile kt has its first contribution emitted */
 } bwd_run;
 
-/* K (kept natural for dQ), K^T and V^T of kv head (b, g) into slot h. */
+/* K (kept natural for dQ) and V of kv head (b, g) into slot h; their transposes follow
+** separately (bwd_transpose_kv): the TensorE runs its stream in order, so transposes emitted with
+** the next head's loads would hold the current head's work behind those loads (head-strided
+** 128-byte runs: ~4 us each on trn2, a fifth of a GPT-2 head's backward). */
 static void bwd_load_kv(bwd_run *r, uint32_t b, uint32_t g, uint32_t h) {
   const attn_shape *a = r->a;
   attn_tiles_dma(r->k, &r->kn[h], 0, a->mm, &a->k, attn_view_at(&a->vk, b, g, 0), a->S, a->D, a->vk.ss, false);
   attn_tiles_dma(r->k, &r->vnat, 0, a->mm, &a->v, attn_view_at(&a->vv, b, g, 0), a->S, a->D, a->vv.ss, false);
-  attn_transpose_tiles(r->k, a, &r->kn[h], &r->tpk, &r->kT[h]);
-  attn_transpose_tiles(r->k, a, &r->vnat, &r->tpk, &r->vT[h]);
+}
+
+/* K^T and V^T of slot h, once its loads are emitted. */
+static void bwd_transpose_kv(bwd_run *r, uint32_t h) {
+  attn_transpose_tiles(r->k, r->a, &r->kn[h], &r->tpk, &r->kT[h]);
+  attn_transpose_tiles(r->k, r->a, &r->vnat, &r->tpk, &r->vT[h]);
 }
 
 /* A run of tiles holding `rows` rows, as at most two regions: the full tiles on every partition,
@@ -328,32 +337,62 @@ static void bwd_tiles(bwd_run *r, bwd_tile *t, uint32_t nt) {
                  kir_ap2(&r->dqp[t[i].qi], t[i].nq, 0, D, OT_DT_FP32), OT_ACT_COPY, a->scale, NULL, NULL, NULL);
 }
 
+/* Chunk n in the order of the whole kernel (kv heads, the heads of each group, query chunks);
+** false past the last. */
+static bool bwd_chunk_at(const bwd_run *r, uint32_t n, bwd_chunk *ch) {
+  const attn_shape *a = r->a;
+  uint32_t grp = a->Hq / a->Hkv, nc = lower_ceil_div(r->KT, r->QG), per_kv = grp * nc, i = n / per_kv;
+  if (i >= a->B * a->Hkv) return false;
+  uint32_t hi = n % per_kv / nc, c0 = n % per_kv % nc * r->QG;
+  *ch = (bwd_chunk){(i % a->Hkv) * grp + hi, c0 * r->P, lower_min_u32(r->QG * r->P, a->S - c0 * r->P), n % BWD_NCH, i / a->Hkv};
+  return true;
+}
+
+/* Work emitted inside a chunk, ahead of its need: the next chunk's loads (behind the chunk's
+** first tiles) and the next kv head's transposes (behind half of them, when its loads, issued as
+** this head began, have arrived).  Emitted just before their use, the in-order TensorE would wait
+** there for the head-strided 128-byte-run loads, ~3.5 us each on trn2. */
+static void bwd_ahead(bwd_run *r, uint32_t done, uint32_t ntile) {
+  if (r->kv_next >= 0 && 2 * done >= ntile) {
+    bwd_transpose_kv(r, (uint32_t)r->kv_next);
+    r->kv_next = -1;
+  }
+  bwd_chunk nx;
+  if (r->loaded == r->chunk_n + 1 && bwd_chunk_at(r, r->chunk_n + 1, &nx)) {
+    bwd_load_chunk(r, &nx);
+    r->loaded++;
+  }
+}
+
 /* Every query tile of kv head (b, g), head by head of the group, in chunks of QG tiles (loaded
 ** and their dQ stored together), BWD_PAIR tiles at a time. */
-static void bwd_kv_head(bwd_run *r, uint32_t b, uint32_t g) {
+static void bwd_kv_head(bwd_run *r, uint32_t b) {
   const attn_shape *a = r->a;
-  uint32_t grp = a->Hq / a->Hkv;
-  for (uint32_t hi = 0; hi < grp; hi++)
-    for (uint32_t c0 = 0; c0 < r->KT && !kir_status(r->k); c0 += r->QG) {
-      bwd_chunk ch = {g * grp + hi, c0 * r->P, lower_min_u32(r->QG * r->P, a->S - c0 * r->P), r->rot_c++ % BWD_NCH, b};
+  uint32_t per_kv = a->Hq / a->Hkv * lower_ceil_div(r->KT, r->QG);
+  for (uint32_t c = 0; c < per_kv && !kir_status(r->k); c++, r->chunk_n++) {
+    bwd_chunk ch;
+    bwd_chunk_at(r, r->chunk_n, &ch);
+    if (r->loaded <= r->chunk_n) {
       bwd_load_chunk(r, &ch);
-      uint32_t ntile = lower_ceil_div(ch.rows, r->P);
-      for (uint32_t done = 0; done < ntile && !kir_status(r->k);) {
-        uint32_t nt = lower_min_u32(BWD_PAIR, ntile - done);
-        bwd_tile t[BWD_PAIR];
-        for (uint32_t i = 0; i < nt; i++) {
-          memset(&t[i], 0, sizeof t[i]);
-          t[i].hq = ch.hq;
-          t[i].cs = ch.cs;
-          t[i].ct = done + i;
-          t[i].q0 = ch.q0 + (done + i) * r->P;
-        }
-        bwd_tiles(r, t, nt);
-        done += nt;
-      }
-      attn_tiles_dma(r->k, &r->dqc[ch.cs], 0, r->dqt, &r->dq, attn_view_at(&r->vdq, b, ch.hq, ch.q0), ch.rows, a->D, r->vdq.ss,
-                     true);
+      r->loaded = r->chunk_n + 1;
     }
+    uint32_t ntile = lower_ceil_div(ch.rows, r->P);
+    for (uint32_t done = 0; done < ntile && !kir_status(r->k);) {
+      uint32_t nt = lower_min_u32(BWD_PAIR, ntile - done);
+      bwd_tile t[BWD_PAIR];
+      for (uint32_t i = 0; i < nt; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].hq = ch.hq;
+        t[i].cs = ch.cs;
+        t[i].ct = done + i;
+        t[i].q0 = ch.q0 + (done + i) * r->P;
+      }
+      bwd_tiles(r, t, nt);
+      done += nt;
+      bwd_ahead(r, done, ntile);
+    }
+    attn_tiles_dma(r->k, &r->dqc[ch.cs], 0, r->dqt, &r->dq, attn_view_at(&r->vdq, b, ch.hq, ch.q0), ch.rows, a->D, r->vdq.ss, true);
+  }
 }
 
 static ot_status bwd_alloc(bwd_run *r) {
@@ -471,9 +510,16 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
   /* kv heads in order, the next head's K, K^T, V^T prefetched into the other slot */
   uint32_t heads = a.B * a.Hkv;
   bwd_load_kv(&r, 0, 0, 0);
+  bwd_transpose_kv(&r, 0);
+  r.kv_next = -1;
   for (uint32_t i = 0; i < heads && !kir_status(c->k); i++) {
     uint32_t b = i / a.Hkv, g = i % a.Hkv;
-    if (i + 1 < heads) bwd_load_kv(&r, (i + 1) / a.Hkv, (i + 1) % a.Hkv, (i + 1) % 2);
+    if (r.kv_next >= 0) bwd_transpose_kv(&r, (uint32_t)r.kv_next); /* not emitted ahead (cannot happen: S > 0) */
+    r.kv_next = -1;
+    if (i + 1 < heads) {
+      bwd_load_kv(&r, (i + 1) / a.Hkv, (i + 1) % a.Hkv, (i + 1) % 2);
+      r.kv_next = (int32_t)((i + 1) % 2);
+    }
     r.h = i % 2;
     if (r.pacc) {
       memset(r.started, 0, sizeof r.started);
@@ -481,7 +527,7 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
       kir_memset(c->k, OT_ENG_GPSIMD, kir_ap2(&r.dka, r.P, 0, r.KT * a.D, OT_DT_FP32), 0.0f);
       kir_memset(c->k, OT_ENG_GPSIMD, kir_ap2(&r.dva, r.P, 0, r.KT * a.D, OT_DT_FP32), 0.0f);
     }
-    bwd_kv_head(&r, b, g);
+    bwd_kv_head(&r, b);
     bwd_store_kv(&r, b, g);
   }
   bwd_release(&r);
