@@ -29,8 +29,12 @@
 #define KIR_WINDOW 65536
 /* An instruction that can start at most this much later than the earliest ready one may go
 ** first when its path to the end is longer: a strictly greedy earliest-start choice fills a
-** gap with off-critical work and delays the critical chain (trn1 GPT-2 block: -1.6 %). */
-#define SCHED_SLACK_PS 100000
+** gap with off-critical work and delays the critical chain (trn1 GPT-2 block: -1.6 %).  With the
+** 65536-instruction window: GPT-2 124M training step, one trn2 core B2, 100 ns 58.60 ms, 300 ns
+** 58.02, 400 ns 58.14, 500 ns 58.22, 800 ns 58.72; trn1 72.28 / 71.95 / 71.87 / 72.19 ms;
+** block forward + backward trn2 1.539 / 1.513 / 1.517 / 1.523 ms, trn1 1.747 / 1.758 / 1.762 /
+** 1.758 ms. */
+#define SCHED_SLACK_PS 300000
 /* Transfers the queues may hold before the next DMA is issued (snode_start_on): 2 us was the best
 ** of 0.5 - 16 us on the GPT-2 block (trn1 0.422 ms; 0.494 at 0.5 us, 0.449 unbounded). */
 #define SCHED_DMA_BACKLOG_PS 2000000

@@ -121,13 +121,13 @@
     affine_select sb.bf16[0:128]@13504[1,128], sb.bf16[0:128]@13504[1,128], ge, 0, pmul=-1, steps=[1,0,0,0], fill=-1.00000002e+30    # attn
     affine_select sb.bf16[0:128]@15040[1,512], sb.bf16[0:128]@15040[1,512], ge, 128, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
     affine_select sb.bf16[0:128]@16064[1,512], sb.bf16[0:128]@16064[1,512], ge, 256, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
-    affine_select sb.bf16[0:128]@17088[1,512], sb.bf16[0:128]@17088[1,512], ge, 384, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
     sem_wait s1, 3    # attn
     sem_wait s2, 2    # attn
     dma_copy q15, sb.bf16[64:1]@4032[1,128], sb.fp32[0:128]@3392[1,1], s20    # attn
     sem_wait s1, 5    # attn
     sem_wait s2, 3    # attn
     dma_copy q15, sb.bf16[64:1]@4288[1,32], sb.fp32[0:32]@3396[1,1], s20    # attn
+    affine_select sb.bf16[0:128]@17088[1,512], sb.bf16[0:128]@17088[1,512], ge, 384, pmul=1, steps=[-1,0,0,0], fill=-1.00000002e+30    # attn
     memset sb.bf16[0:128]@2368[65,2], 1    # attn
     memset sb.bf16[0:128]@1088[65,2], 1    # attn
     memset sb.bf16[0:128]@2688[65,2], 1    # attn

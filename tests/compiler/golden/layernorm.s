@@ -50,7 +50,6 @@
     sem_wait s3, 1    # ln
     tensor_tensor sb.fp32[0:128]@0[1,96], sb.fp32[0:128]@0[1,96], ps.fp32[0:128]@0[1,96], mul    # ln
     sem_inc s2    # ln
-    tensor_copy ps.fp32[0:128]@384[1,96], sb.fp32[0:128]@7552[1,96]    # ln
     sem_wait s8, 1    # ln
     bn_stats sb.fp32[0:72]@832[1,6], sb.fp32[0:72]@448[1,96]    # ln
     bn_aggr sb.fp32[0:72]@856[1,2], sb.fp32[0:72]@832[1,6]    # ln
@@ -59,6 +58,7 @@
     sem_wait s3, 2    # ln
     tensor_tensor sb.fp32[0:72]@448[1,96], sb.fp32[0:72]@448[1,96], ps.fp32[0:72]@0[1,96], mul    # ln
     sem_inc s2    # ln
+    tensor_copy ps.fp32[0:128]@384[1,96], sb.fp32[0:128]@7552[1,96]    # ln
     halt
 
 .engine scalar
