@@ -298,6 +298,8 @@ static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
 ** derivative program of the separate pass (lower_elem_pw.c) on the same fp32 values -- the same
 ** bits -- so dy's HBM round trip (fp32: GPT-2 124M, 2 x 1024 rows, 50 MB per layer) and the
 ** pass that waited for all of dy go, and the next GEMM starts on the first rows. */
+#define FUSE_DACT_MIN_SBUF (128u * 1024u) /* bytes per partition (trn1 - trn3: 192 KiB) */
+
 static void fuse_act_backward(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   const ot_graph *g = c->g;
   const ot_gnode *n = &g->node[i];
@@ -312,6 +314,9 @@ static void fuse_act_backward(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   if (uses[dy] != 1 || g->t[dy].is_output || g->t[dy].dtype != OT_DT_FP32 || g->t[y].dtype != OT_DT_FP32) return;
   if (!same_shape(&g->t[dy], &g->t[y]) || !same_shape(&g->t[x], &g->t[y]) || g->t[x].producer >= p) return;
   if (g->t[g->node[p].in[1]].ndim > 2) return; /* batched b */
+  /* the epilogue's x tiles and temporaries take up to 32 KiB per partition beside the GEMM's own
+  ** buffers; a chip with less SBUF keeps the separate pass (which tiles to what is left) */
+  if (c->chip->sbuf.bytes_per_partition < FUSE_DACT_MIN_SBUF) return;
   c->epi[p].dact = (int32_t)i;
   c->fused_away[i] = true;
   c->hbm_alias[dy] = y; /* the matmul writes the gradient directly */
