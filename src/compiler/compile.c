@@ -530,20 +530,23 @@ static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, 
 ** optimizer at the end) is therefore lowered after the next DEFER_CRITICAL nodes that are not:
 ** the TensorE then works on it while a chain node waits for its inputs or for the other engines
 ** (the MLP's dx GEMM whose epilogue is the gelu backward, a layernorm backward).  kir's list
-** scheduler reorders only within its window and behind the SBUF buffers nodes reuse.  Tensors never share HBM
-** bytes except through aliases, so moving a reader later is safe unless a node in between writes
-** in place (the checks below). */
+** scheduler reorders only within its window and behind the SBUF buffers nodes reuse.  Tensors
+** never share HBM bytes except through aliases, so moving a reader later is safe unless a node in
+** between writes in place (the checks below). */
 #define DEFER_MIN_DISTANCE 8 /* nodes before the first reader of a deferrable node's outputs */
 /* Chain nodes a deferred node waits for.  GPT-2 124M training step, one trn2 core, B2 x 1024:
 ** 1: 60.08 ms, 2: 60.06, 3: 59.88, 4: 59.77, 5: 59.91, 6: 60.30, 8: 60.24 (not deferring: 60.31). */
 #define DEFER_CRITICAL 4
 
-/* first[t]: the first node that reads tensor t (an HBM root).  A node folded into another reads
-** where that one is lowered, which may be earlier (an epilogue): it counts at its earliest
-** producing input, so whatever it reads is never moved past it. */
+/* first[t]: the first node that reads tensor t (an HBM root); -1 where another tensor shares t's
+** bytes (its writers stay in place).  A node folded into another reads where that one is lowered,
+** which may be earlier (an epilogue): it counts at its earliest producing input, so whatever it
+** reads is never moved past it. */
 static void uses_first(const lower_ctx *c, int32_t *first) {
   const ot_graph *g = c->g;
   for (uint32_t t = 0; t < g->n_t; t++) first[t] = INT32_MAX;
+  for (uint32_t t = 0; t < g->n_t; t++)
+    if (alias_root(c, (ot_tid)t) != (ot_tid)t) first[alias_root(c, (ot_tid)t)] = -1;
   for (uint32_t j = g->n_node; j-- > 0;) {
     const ot_gnode *n = &g->node[j];
     int32_t at = (int32_t)j;
@@ -554,7 +557,8 @@ static void uses_first(const lower_ctx *c, int32_t *first) {
   }
 }
 
-/* The first node after i that reads one of i's outputs (through their HBM roots). */
+/* The first node after i that reads one of i's outputs (through their HBM roots); -1: i writes
+** bytes another tensor shares. */
 static int32_t node_first_reader(const lower_ctx *c, const int32_t *first, uint32_t i) {
   int32_t f = INT32_MAX;
   for (uint32_t q = 0; q < c->g->node[i].n_out; q++) {
@@ -570,10 +574,6 @@ static int32_t node_first_reader(const lower_ctx *c, const int32_t *first, uint3
 static bool node_deferrable(const lower_ctx *c, const int32_t *first, uint32_t i) {
   const ot_gnode *n = &c->g->node[i];
   if (n->op != OT_GOP_MATMUL && n->op != OT_GOP_LINEAR && n->op != OT_GOP_REDUCE_SUM) return false;
-  for (uint32_t t = 0; t < c->g->n_t; t++) /* another tensor kept in this node's output bytes */
-    if (c->hbm_alias[t] != OT_TID_NONE)
-      for (uint32_t q = 0; q < n->n_out; q++)
-        if (alias_root(c, (ot_tid)t) == n->out[q] && (ot_tid)t != n->out[q]) return false;
   int32_t f = node_first_reader(c, first, i);
   return f >= 0 && (int64_t)f >= (int64_t)i + DEFER_MIN_DISTANCE;
 }
@@ -582,8 +582,7 @@ static bool node_deferrable(const lower_ctx *c, const int32_t *first, uint32_t i
 ** scatter-add into a gradient): nothing read before it may move past it. */
 static bool node_writes_in_place(const lower_ctx *c, uint32_t j) {
   const ot_gnode *n = &c->g->node[j];
-  if (n->op == OT_GOP_ADAMW || n->op == OT_GOP_KV_WRITE || c->epi[j].accumulate) return true;
-  return false;
+  return n->op == OT_GOP_ADAMW || n->op == OT_GOP_KV_WRITE || c->epi[j].accumulate;
 }
 
 static void lower_node(lower_ctx *c, uint32_t i) {
