@@ -322,6 +322,26 @@ static void fuse_act_backward(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   c->hbm_alias[dy] = y; /* the matmul writes the gradient directly */
 }
 
+/* A cross_entropy whose logits come straight out of a matmul: the GEMM epilogue takes each row's
+** max and sum of exp(x - max) over every PSUM bank of columns (VectorE / ScalarE reading PSUM while
+** the TensorE computes the next bank), so the cross_entropy combines ~V / 512 pairs per row
+** instead of reading all the logits back from HBM (GPT-2: 412 MB per core at 2 x 1024 rows, and
+** a VectorE and a ScalarE pass that waited for the whole GEMM). */
+static void fuse_ce_statistics(lower_ctx *c, uint32_t i) {
+  const ot_graph *g = c->g;
+  const ot_gnode *n = &g->node[i];
+  if (n->op != OT_GOP_CROSS_ENTROPY || c->fused_away[i]) return;
+  ot_tid x = n->in[0];
+  int32_t p = g->t[x].producer;
+  if (p < 0 || c->fused_away[p] || g->node[p].op != OT_GOP_MATMUL) return;
+  const lower_epilogue *e = &c->epi[p];
+  if (e->act != OT_ACT_COPY || e->act_out != OT_TID_NONE || e->residual != OT_TID_NONE || e->bias != OT_TID_NONE ||
+      e->dact >= 0 || e->y_t)
+    return;
+  if (g->t[x].ndim != 2 || g->t[x].dtype != OT_DT_FP32 || g->t[g->node[p].in[1]].ndim != 2) return;
+  c->epi[p].ce_stats = true;
+}
+
 /* Fold (1) a transpose of the last two axes into the matmul that consumes it as a: the GEMM
 ** loads a K-major layout directly, with no PE transposes; (2) gelu/silu applied to a matmul or
 ** linear: the activation runs while the result leaves PSUM (where the result has other readers,
@@ -329,7 +349,8 @@ static void fuse_act_backward(lower_ctx *c, const uint32_t *uses, uint32_t i) {
 ** (3) residual adds into the GEMM epilogue; (4) a linear feeding only another linear stores its
 ** result transposed for it (lower_fuse_linear_chain); (5) the attention's head views; (6) an
 ** embedding gradient added to another gradient of its table (fuse_scatter_accumulate); (7) an
-** activation's backward into the GEMM that computes its dy (fuse_act_backward). */
+** activation's backward into the GEMM that computes its dy (fuse_act_backward); (8) the
+** statistics of a cross_entropy into the GEMM of its logits (fuse_ce_statistics). */
 static void fuse(lower_ctx *c, const uint32_t *uses) {
   const ot_graph *g = c->g;
   for (uint32_t i = 0; i < g->n_node; i++) {
@@ -364,6 +385,7 @@ static void fuse(lower_ctx *c, const uint32_t *uses) {
   for (uint32_t i = 0; i < g->n_node; i++) fuse_residual(c, uses, i);
   for (uint32_t i = 0; i < g->n_node; i++) fuse_scatter_accumulate(c, uses, i);
   for (uint32_t i = 0; i < g->n_node; i++) fuse_act_backward(c, uses, i);
+  for (uint32_t i = 0; i < g->n_node; i++) fuse_ce_statistics(c, i);
   lower_fuse_linear_chain(c, uses);
   fuse_attention_views(c, uses);
 }
@@ -517,7 +539,7 @@ static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, 
   for (size_t i = 0; i < nn; i++) {
     c->epi[i].act = OT_ACT_COPY;
     c->epi[i].bias = c->epi[i].residual = c->epi[i].act_out = OT_TID_NONE;
-    c->epi[i].saved.index = -1;
+    c->epi[i].saved.index = c->epi[i].ce_part.index = -1;
     c->epi[i].dact = -1;
   }
   return OT_OK;

@@ -22,6 +22,11 @@ typedef struct {
   bool accumulate;         /* embedding_bwd: scatter-add into the output as it stands (an add fused in) */
   kir_hbm saved;           /* statistics a forward leaves for its backward (cross_entropy: -max, sum-exp
                            ** per row); index < 0: none */
+  bool ce_stats;           /* matmul: its result is the logits of a cross_entropy; the epilogue also
+                           ** leaves each row's -max and sum-exp per PSUM bank of columns ... */
+  kir_hbm ce_part;         /* ... here, [M, 2 x ce_chunks] fp32 (the -max of every chunk, then the
+                           ** sum-exps), once lowered; index < 0: none (the cross_entropy reads the logits) */
+  uint32_t ce_chunks;
 } lower_epilogue;
 
 /* A global norm shared out among data-parallel cores (compile_dp.c): this core sums the squares

@@ -6,7 +6,9 @@
 **   m' = max(m, c)           VectorE
 **   e = exp(x - m'), r = sum ScalarE activate (bias = -m', red = r)
 **   l = l exp(m - m') + r    ScalarE, VectorE
-** The target logit is picked in the same pass: (iota == target - c0) * x on the GpSimd
+** Where the GEMM of the logits left each row's -max and sum-exp per chunk of columns (lower.h
+** ce_stats), the forward only combines those (ce_stats_combine) and gathers the target logits.
+** Otherwise the target logit is picked in the same pass: (iota == target - c0) * x on the GpSimd
 ** (tensor_scalar, tensor_tensor), summed by a ScalarE copy's `red` (one nonzero term, so the
 ** pick is exact); the VectorE keeps only the row max.
 ** Forward: loss_row = (ln l + m) - pick; the rows are summed in order by a ones-vector matmul
@@ -32,6 +34,10 @@ typedef struct {
   kir_hbm x, tgt, y, dloss;
   kir_hbm saved;                    /* [N, 2]: -max and sum-exp per row (forward writes, backward reads) */
   bool has_saved;
+  kir_hbm part;                     /* forward: [N, 2 x pn] -max and sum-exp per column chunk, from the GEMM
+                                    ** of the logits (lower.h ce_stats); index < 0: none */
+  uint32_t pn;
+  kir_buf pb[CE_PAIR], wb[CE_PAIR];
   ot_dtype ydt;
   bool bwd, gather;                 /* gather: the forward picks the target logits by indirect DMA */
   kir_buf io, xb[CE_NX], eb[CE_PAIR], tmp[CE_PAIR], st[CE_PAIR], outb[CE_PAIR], tot;
@@ -122,11 +128,28 @@ static void ce_stats_io(ce_run *r, const ce_tile *t, bool load) {
   }
 }
 
+/* The row statistics from the GEMM's per-chunk ones: -M = min_c (-m_c), l = sum_c l_c exp(m_c - M). */
+static void ce_stats_combine(ce_run *r, ce_tile *t, uint32_t i) {
+  kir *k = r->k;
+  uint32_t nr = t->nr, pn = r->pn;
+  int64_t hs[2] = {2 * (int64_t)pn, 1};
+  uint32_t hz[2] = {nr, 2 * pn};
+  kir_dma(k, kir_ap2(&r->pb[i], nr, 0, 2 * pn, OT_DT_FP32), kir_hbm_ap(&r->part, (uint64_t)t->r0 * 2 * pn, 2, hs, hz),
+          OT_ENG_COUNT);
+  ot_ap nms = kir_ap2(&r->pb[i], nr, 0, pn, OT_DT_FP32), ls = kir_ap2(&r->pb[i], nr, pn, pn, OT_DT_FP32);
+  ot_ap nm = attn_col(t->st, nr, t->mcol), w = kir_ap2(&r->wb[i], nr, 0, pn, OT_DT_FP32);
+  kir_reduce(k, nm, nms, OT_ALU_MIN, 1, false);
+  kir_activate(k, OT_ENG_SCALAR, w, nms, OT_ACT_EXP, -1.0f, NULL, &nm, NULL); /* exp(m_c - M) */
+  kir_tt(k, OT_ENG_VECTOR, w, w, ls, OT_ALU_MUL);
+  kir_reduce(k, attn_col(t->st, nr, ST_L), w, OT_ALU_ADD, 1, false);
+}
+
 /* Forward: the tiles' losses, summed in row order into the PSUM total. */
 static void ce_fwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
   kir *k = r->k;
   for (uint32_t i = 0; i < nt; i++) ce_tile_setup(r, &t[i]);
-  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) ce_stats_chunk(r, t, nt, c0, true);
+  for (uint32_t i = 0; i < nt && r->part.index >= 0; i++) ce_stats_combine(r, &t[i], i);
+  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k) && r->part.index < 0; c0 += r->VC) ce_stats_chunk(r, t, nt, c0, true);
   for (uint32_t i = 0; i < nt; i++) { /* loss = ln l + m - pick, with the column holding -m */
     const kir_buf *st = t[i].st;
     uint32_t nr = t[i].nr;
@@ -177,6 +200,10 @@ static void ce_bwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
 
 static ot_status ce_alloc(ce_run *r) {
   kir *k = r->k;
+  for (uint32_t i = 0; i < CE_PAIR && r->part.index >= 0; i++) {
+    kir_alloc(k, OT_MEM_SBUF, r->P, 2 * r->pn * 4, &r->pb[i]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, r->pn * 4, &r->wb[i]);
+  }
   kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->io);
   for (uint32_t i = 0; i < CE_NX; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->xb[i]);
   for (uint32_t i = 0; i < CE_PAIR; i++) {
@@ -198,6 +225,8 @@ static void ce_release(ce_run *r) {
     kir_release(r->k, &r->tmp[i]);
     kir_release(r->k, &r->st[i]);
     kir_release(r->k, &r->outb[i]);
+    kir_release(r->k, &r->pb[i]);
+    kir_release(r->k, &r->wb[i]);
   }
 }
 
@@ -251,6 +280,12 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.ydt = (ot_dtype)c->hbm[n->out[0]].dtype; /* the gradient may be kept in the matmul type (compile.c) */
   if (bwd) r.dloss = c->hbm[n->in[2]];
   r.gather = kir_has_indirect_dma() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */
+  r.part.index = -1;
+  int32_t p = c->g->t[n->in[0]].producer;
+  if (!bwd && r.gather && p >= 0 && c->epi[p].ce_part.index >= 0) { /* (the pick needs the gather) */
+    r.part = c->epi[p].ce_part;
+    r.pn = c->epi[p].ce_chunks;
+  }
   if (ce_saved_stats(c, n, &r)) return kir_status(c->k);
   if (r.N == 0 || r.V == 0)
     return kir_fail(c->k, OT_EUNSUPPORTED, "cross_entropy of logits [%u, %u]: supported are N >= 1 and V >= 1", r.N, r.V);

@@ -12,6 +12,7 @@
 **        PSUM through the epilogue (bias, activation, cast) into a staging tile that is stored.
 ** Loads are issued by the Sync engine on rotating DMA queues; kir makes every buffer reuse wait
 ** only for the readers of its previous contents, so loads run ahead of the TensorE. */
+#include <stdio.h>
 #include <string.h>
 
 #include "compiler/lower_bcast.h"
@@ -30,6 +31,7 @@
 #define DACT_UNITS 4                  /* [m-tile, bank] tiles of a dact epilogue in flight (temporaries) */
 #define B_ALL_BUDGET (40u * 1024u)    /* bytes per partition of all of B, kept on chip (b_all) */
 #define B_ALL_MT 2                    /* m-tiles per m-block in b_all */
+#define CE_STATS_BUDGET (24u * 1024u) /* bytes per partition of a cross-entropy's partial statistics */
 
 typedef struct {
   uint32_t batches;
@@ -45,6 +47,10 @@ typedef struct {
   const ot_gnode *dact;              /* y * act'(dact_x): the folded activation backward (NULL: none) */
   kir_hbm dact_x;
   ot_dtype mm, ydt;
+  bool ce_stats;                     /* also each row's -max and sum-exp per bank of columns (lower.h) ... */
+  const char *ce_name;               /* ... into a new scratch tensor of this name ... */
+  kir_hbm *ce_part;                  /* ... returned here (index stays < 0 where they do not fit), */
+  uint32_t *ce_chunks;               /* with the number of column chunks */
 } gemm;
 
 typedef struct {
@@ -63,6 +69,9 @@ typedef struct {
   elem_pw dprog;                     /* dact: the activation backward's program */
   uint32_t nb_rot, st_rot, tp_rot, nat_rot, nat_n, dt_rot;
   uint32_t nsets, set_rot;           /* PSUM accumulator sets (mt_blk x nt_blk banks each), rotated by block */
+  bool ce;                           /* ce_stats taken: cst holds them, [m-tile][-max x cnch, sum-exp x cnch] */
+  kir_buf cst, cjunk;
+  uint32_t cnch, cp_rot;
 } gemm_run;
 
 uint32_t lower_min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -179,6 +188,19 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
 /* ---- leaving PSUM: epilogue, cast, store ---------------------------------------------------- */
 /* y = act(acc + bias) + residual, in fp32, rounded once into the staging tile: the VectorE adds,
 ** the ScalarE applies the activation (one fp32 slot per PSUM bank, so the VectorE runs ahead). */
+/* Logits leaving PSUM (columns c0.. of rows m..): -max on the VectorE, sum exp(x - max) on the
+** ScalarE (into the statistics), the copy to the staging tile on either, in turn, so that neither
+** falls behind the TensorE. */
+static void evacuate_ce(gemm_run *r, uint64_t m, uint32_t mp, uint64_t c0, uint32_t nn, ot_ap cur, ot_ap out) {
+  kir *k = r->k;
+  uint32_t base = (uint32_t)(m / r->MT) * 2 * r->cnch, j = (uint32_t)(c0 / r->NT);
+  ot_ap nm = kir_ap2(&r->cst, mp, base + j, 1, OT_DT_FP32), l = kir_ap2(&r->cst, mp, base + r->cnch + j, 1, OT_DT_FP32);
+  kir_reduce(k, nm, cur, OT_ALU_MAX, 1, true);
+  kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->cjunk, mp, 0, nn, OT_DT_FP32), cur, OT_ACT_EXP, 1.0f, NULL, &nm, &l);
+  if (r->cp_rot++ % 2) kir_copy(k, OT_ENG_VECTOR, out, cur);
+  else kir_activate(k, OT_ENG_SCALAR, out, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+}
+
 static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t n0, uint32_t ncols, uint32_t mi) {
   const gemm *g = r->g;
   kir *k = r->k;
@@ -195,6 +217,10 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
     ot_ap out = kir_ap2(st, mp, ni * r->NT, nn, g->ydt);
     ot_ap tmp = kir_ap2(&r->tmp, mp, (mi * r->nt_blk + ni) * r->NT, nn, OT_DT_FP32);
     bool act = g->act != OT_ACT_COPY;
+    if (r->ce) {
+      evacuate_ce(r, m, mp, n0 + ni * r->NT, nn, cur, out);
+      continue;
+    }
     if (g->has_bias && g->bias_rows) { /* act(acc + bias) in one ScalarE pass: the bias is per partition */
       ot_ap bcol = kir_ap2(&r->bias, mp, (uint32_t)(m / r->MT), 1, OT_DT_FP32);
       kir_activate(k, OT_ENG_SCALAR, out, cur, g->act, 1.0f, NULL, &bcol, NULL);
@@ -462,7 +488,7 @@ static ot_status gemm_alloc(gemm_run *r) {
 /* Every buffer of the run (SBUF and PSUM), allocated or not; returns how many. */
 static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   unsigned n = 0;
-  kir_buf *one[] = {&r->at, &r->at2, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1]};
+  kir_buf *one[] = {&r->at, &r->at2, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1], &r->cst, &r->cjunk};
   for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) all[n++] = one[i];
   for (int i = 0; i < 8; i++) all[n++] = &r->acc[i];
   for (int i = 0; i < B_BUFS; i++) { all[n++] = &r->as[i]; all[n++] = &r->b[i]; }
@@ -473,7 +499,7 @@ static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   for (int i = 0; i < DACT_UNITS; i++) { all[n++] = &r->dtmp[i][0]; all[n++] = &r->dtmp[i][1]; }
   return n;
 }
-#define GEMM_NBUFS (8 + 8 + 2 * B_BUFS + NAT_BUFS + 4 * STAGE_BUFS + 2 * DACT_UNITS)
+#define GEMM_NBUFS (10 + 8 + 2 * B_BUFS + NAT_BUFS + 4 * STAGE_BUFS + 2 * DACT_UNITS)
 
 static void gemm_release(gemm_run *r) {
   kir_buf *all[GEMM_NBUFS];
@@ -555,6 +581,43 @@ static void gemm_b_all(gemm_run *r, uint32_t bt, uint32_t mb, uint32_t nbk) {
   }
 }
 
+/* The cross-entropy statistics (g->ce_stats): their buffers beside the GEMM's where SBUF has room
+** for them, and the tensor they go to. */
+static ot_status gemm_ce_begin(gemm_run *r) {
+  const gemm *g = r->g;
+  kir *k = r->k;
+  uint32_t mtiles = lower_ceil_div(g->M, r->MT);
+  r->cnch = lower_ceil_div(g->N, r->NT);
+  uint64_t bytes = (uint64_t)mtiles * 2 * r->cnch * 4;
+  if (!g->ce_stats || g->batches != 1 || bytes > CE_STATS_BUDGET || !kir_can_alloc(k, OT_MEM_SBUF, (uint32_t)bytes))
+    return OT_OK;
+  kir_alloc(k, OT_MEM_SBUF, r->P, (uint32_t)bytes, &r->cst);
+  if (!kir_can_alloc(k, OT_MEM_SBUF, r->NT * 4)) {
+    kir_release(k, &r->cst);
+    memset(&r->cst, 0, sizeof r->cst);
+    return OT_OK;
+  }
+  kir_alloc(k, OT_MEM_SBUF, r->P, r->NT * 4, &r->cjunk);
+  uint64_t shape[2] = {g->M, 2ull * r->cnch};
+  if (kir_tensor(k, g->ce_name, OT_DT_FP32, 2, shape, OT_ROLE_SCRATCH, NULL, g->ce_part)) return kir_status(k);
+  *g->ce_chunks = r->cnch;
+  r->ce = true;
+  return OT_OK;
+}
+
+/* Every m-tile's statistics to HBM, once all columns have passed. */
+static void gemm_ce_end(gemm_run *r) {
+  const gemm *g = r->g;
+  uint32_t w = 2 * r->cnch;
+  for (uint64_t m = 0; r->ce && m < g->M; m += r->MT) {
+    uint32_t mp = (uint32_t)(g->M - m < r->MT ? g->M - m : r->MT);
+    int64_t hs[2] = {w, 1};
+    uint32_t hz[2] = {mp, w};
+    kir_dma(r->k, kir_hbm_ap(g->ce_part, m * w, 2, hs, hz), kir_ap2(&r->cst, mp, (uint32_t)(m / r->MT) * w, w, OT_DT_FP32),
+            OT_ENG_COUNT);
+  }
+}
+
 static ot_status gemm_lower(kir *k, const gemm *g) {
   gemm_run r;
   memset(&r, 0, sizeof r);
@@ -564,7 +627,7 @@ static ot_status gemm_lower(kir *k, const gemm *g) {
     r.dprog.n = g->dact;
     elem_act_bwd_body(&r.dprog);
   }
-  if (gemm_plan(&r) || gemm_alloc_high(&r)) { gemm_release(&r); return kir_status(k); }
+  if (gemm_plan(&r) || gemm_alloc_high(&r) || gemm_ce_begin(&r)) { gemm_release(&r); return kir_status(k); }
   uint32_t mb = r.mt_blk * r.MT, nbk = r.nt_blk * r.NT;
   if (g->has_bias) load_bias(&r);
   for (uint32_t bt = 0; bt < g->batches && !kir_status(k); bt++) {
@@ -585,6 +648,7 @@ static ot_status gemm_lower(kir *k, const gemm *g) {
         gemm_block(&r, bt, m0, mrows, mcols, n0, (uint32_t)(g->N - n0 < nbk ? g->N - n0 : nbk), r.stream_a ? NULL : &av, NULL);
     }
   }
+  gemm_ce_end(&r);
   gemm_release(&r);
   return kir_status(k);
 }
@@ -607,6 +671,7 @@ static void gemm_epilogue(const lower_ctx *c, const ot_gnode *n, gemm *g) {
     g->dact = &c->g->node[e->dact];
     g->dact_x = c->hbm[g->dact->in[0]];
   }
+  g->ce_stats = e && e->ce_stats;
 }
 
 /* Where a matmul reads operand t: a weight's matmul-type copy where there is one (compile_dp.c:
@@ -650,6 +715,13 @@ static void matmul_gemm(const lower_ctx *c, const ot_gnode *n, gemm *g) {
 ot_status lower_matmul(lower_ctx *c, const ot_gnode *n) {
   gemm g;
   matmul_gemm(c, n, &g);
+  char name[300];
+  if (g.ce_stats) {
+    snprintf(name, sizeof name, "%s.ce_part%s", n->name, c->name_suffix ? c->name_suffix : "");
+    g.ce_name = name;
+    g.ce_part = &c->epi[n - c->g->node].ce_part;
+    g.ce_chunks = &c->epi[n - c->g->node].ce_chunks;
+  }
   return gemm_lower(c->k, &g);
 }
 

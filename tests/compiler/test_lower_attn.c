@@ -471,6 +471,42 @@ static void test_cross_entropy_bwd(void **state) {
   ce_run(130, 300, true, true, 8.0f);
 }
 
+/* Logits from a matmul (x W^T, W [V, D] as a tied embedding is) into the cross-entropy: the GEMM's
+** epilogue leaves each row's -max and sum-exp per bank of columns (the program has the tensor
+** "lm.ce_part") and the forward combines them instead of a pass over the logits; loss and every
+** gradient against the reference (fp32 matmuls), rows and columns not multiples of the tiles. */
+static void ce_gemm_run(int64_t N, int64_t D, int64_t V, bool train) {
+  ot_graph *g = ot_graph_new();
+  int64_t xs[2] = {N, D}, ws[2] = {V, D};
+  ot_tid x = ot_graph_weight(g, "x", OT_DT_FP32, 2, xs);
+  ot_tid w = ot_graph_weight(g, "w", OT_DT_FP32, 2, ws);
+  ot_tid tg = ot_graph_input(g, "targets", OT_DT_INT32, 1, &N);
+  ot_tid loss = ot_graph_cross_entropy(g, "ce", ot_graph_matmul(g, "lm", x, w, true), tg);
+  ot_graph_output(g, loss, "loss");
+  ot_error err;
+  ot_error_clear(&err);
+  if (train) assert_int_equal(ot_graph_backward(g, loss, &err), OT_OK);
+  ot_program *p = dev_compile_for(g, test_chip, OT_DT_FP32);
+  assert_non_null(ot_program_find_tensor(p, "lm.ce_part"));
+  ot_program_free(p);
+  char label[96];
+  snprintf(label, sizeof label, "matmul+cross_entropy%s N%lld D%lld V%lld", train ? " fwd+bwd" : "", (long long)N,
+           (long long)D, (long long)V);
+  case_opts o = opts_fp32(19);
+  o.id_max = (int32_t)V;
+  o.lo = -2.0f;
+  o.hi = 2.0f;
+  run_graph(label, g, &o);
+  ot_graph_free(g);
+}
+
+static void test_cross_entropy_gemm_stats(void **state) {
+  (void)state;
+  ce_gemm_run(130, 64, 1000, false);
+  ce_gemm_run(130, 64, 1000, true);
+  ce_gemm_run(2, 96, 50257, true);
+}
+
 /* ---- embedding ------------------------------------------------------------------------------ */
 static void emb_run(unsigned nd, const int64_t *ishape, int64_t V, int64_t D, bool backward, bool bf16) {
   ot_graph *g = ot_graph_new();
@@ -538,6 +574,7 @@ int main(void) {
     cmocka_unit_test(test_rope),
     cmocka_unit_test(test_cross_entropy),
     cmocka_unit_test(test_cross_entropy_bwd),
+    cmocka_unit_test(test_cross_entropy_gemm_stats),
     cmocka_unit_test(test_embedding),
     cmocka_unit_test(test_embedding_bwd),
   };
