@@ -258,21 +258,36 @@ static int last_writer_engine(kir *k, const ot_ap *ap) {
   return best >= 0 ? best : OT_ENG_SYNC;
 }
 
+/* A transfer that must wait for everything so far on one of its issuer's queues goes on that
+** queue: the queue's order then keeps the two apart and the issuing engine need not wait for the
+** first to complete (the chunks a pass stores into the same rows one after another: their byte
+** ranges overlap as ranges even where their bytes do not). */
+static uint32_t dma_queue_affine(const kir *k, int e, const int32_t *need, uint32_t q) {
+  for (uint32_t c = 0; c < k->q_count[e]; c++) {
+    uint32_t qq = k->q_first[e] + c;
+    if (need[SRC_QUEUE(qq)] > 0 && need[SRC_QUEUE(qq)] == (int32_t)k->queue[qq].n) return qq;
+  }
+  return q;
+}
+
 ot_status kir_place_dma(kir *k, const ot_insn *dma, ot_engine issuer) {
   if (k->st) return k->st;
   const ot_ap *dst = &dma->o[1].ap, *src = &dma->o[2].ap;
   int e = (int)issuer;
   if (issuer >= OT_ENG_COUNT) e = dst->mem == OT_MEM_HBM && src->mem != OT_MEM_HBM ? last_writer_engine(k, src) : OT_ENG_SYNC;
   uint32_t q = k->q_first[e] + k->q_next[e];
+  int32_t need[KIR_SRC_COUNT];
+  insn_needs(k, dma, need); /* (the accesses do not depend on the queue) */
   if (k->dma_lanes) q = k->q_first[e] + (dst->mem == OT_MEM_HBM && k->q_count[e] > 1 ? 1u : 0u);
-  else k->q_next[e] = (k->q_next[e] + 1) % k->q_count[e];
+  else {
+    k->q_next[e] = (k->q_next[e] + 1) % k->q_count[e];
+    q = dma_queue_affine(k, e, need, q);
+  }
   kir_queue *Q = &k->queue[q];
   ot_insn in = *dma;
   in.o[0].i = (int32_t)q;
   bool indirect = in.op == OT_OP_DMA_GATHER || in.op == OT_OP_DMA_SCATTER_ADD;
   in.o[indirect ? 4 : 3].i = OT_ENG_COUNT + (int32_t)q; /* the queue's progress semaphore */
-  int32_t need[KIR_SRC_COUNT];
-  insn_needs(k, &in, need);
   need[SRC_QUEUE(q)] = 0; /* FIFO: the queue's earlier transfers complete first */
   /* ... in the order they were issued: after another engine's transfer, issue after it. */
   if (Q->last_eng >= 0 && Q->last_eng != e && Q->last_idx > need[Q->last_eng]) need[Q->last_eng] = Q->last_idx;
