@@ -5,6 +5,7 @@
 #include "compiler/lower_collective.h"
 
 #define LC_FREE 2048u          /* fp32 elements per partition of a tile (8 KiB) */
+#define LC_MIN_RUN 64u         /* fp32 elements per partition of a short range's tile (256 B DMA runs) */
 #define LC_TMP 3u              /* buffers for the other copies' tiles (more measured slower: 6 -> +10 %) */
 /* The adds of a tile go to two engines by columns, each element's chain still in core order (so
 ** the same bits): the VectorE's fp32 tensor_tensor took 4.4 us per [128, 2048] tile and bound
@@ -46,9 +47,11 @@ static ot_status reduce_range(kir *k, unsigned cores, const kir_hbm *copies, uin
     if (rem >= LC_FREE) {
       f = LC_FREE;
       p = (uint32_t)(rem / LC_FREE < P ? rem / LC_FREE : P);
-    } else {
-      f = (uint32_t)rem;
-      p = 1;
+    } else { /* a short range (a bias, a tensor's end) across partitions, LC_MIN_RUN elements each
+             ** at least: the adds no longer run on one lane */
+      f = (uint32_t)((rem + P - 1) / P);
+      if (f < LC_MIN_RUN) f = rem < LC_MIN_RUN ? (uint32_t)rem : LC_MIN_RUN;
+      p = (uint32_t)(rem / f);
     }
     int64_t st[2] = {f, 1};
     uint32_t sz[2] = {p, f};
