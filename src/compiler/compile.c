@@ -403,12 +403,31 @@ static ot_tid alias_root(const lower_ctx *c, ot_tid t) {
   return t;
 }
 
+/* Whether attention node n (keys as long as its queries: its head views are folded, lower_attn*.c
+** loads q, k and v in the matmul type) reads input j as a matmul operand. */
+static bool attention_operand(const lower_ctx *c, const ot_gnode *n, uint32_t j) {
+  if ((n->op != OT_GOP_ATTENTION && n->op != OT_GOP_ATTENTION_BWD) || j >= 3 || n->n_in < 3) return false;
+  const ot_gtensor *q = &c->g->t[n->in[0]], *k = &c->g->t[n->in[1]];
+  return q->ndim == 4 && k->ndim == 4 && q->shape[2] == k->shape[2];
+}
+
+/* Whether a folded split's outputs all share t's bytes and are read by matmuls only. */
+static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, int level);
+static bool split_view(const lower_ctx *c, const ot_gnode *n, ot_tid t, bool transposed, int level) {
+  for (uint32_t q = 0; q < n->n_out; q++)
+    if (c->hbm_alias[n->out[q]] != t || c->g->t[n->out[q]].is_output ||
+        !read_by_matmuls_only(c, n->out[q], transposed, level + 1))
+      return false;
+  return n->n_out > 0;
+}
+
 /* Whether every reader of t is a matmul operand (directly, through a transpose folded into the
-** matmul, or through reshapes that share t's bytes), and there is one. */
+** matmul, or through reshapes and a folded split that share t's bytes; an attention's q, k, v
+** count), and there is one. */
 static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, int level) {
   const ot_graph *g = c->g;
   uint32_t readers = 0;
-  if (level > 4) return false;
+  if (level > 5) return false;
   for (uint32_t i = 0; i < g->n_node; i++) {
     const ot_gnode *n = &g->node[i];
     for (uint32_t j = 0; j < n->n_in; j++) {
@@ -418,8 +437,10 @@ static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, 
                               read_by_matmuls_only(c, n->out[0], true, level + 1);
       bool view = through && n->op == OT_GOP_RESHAPE && c->hbm_alias[n->out[0]] == t &&
                   read_by_matmuls_only(c, n->out[0], transposed, level + 1);
-      bool operand = !c->fused_away[i] && (n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2;
-      if (!folded_transpose && !operand && !view) return false;
+      bool split = n->op == OT_GOP_SPLIT && c->fused_away[i] && split_view(c, n, t, transposed, level);
+      bool operand = !c->fused_away[i] && (((n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2) ||
+                                           attention_operand(c, n, j));
+      if (!folded_transpose && !operand && !view && !split) return false;
       readers++;
     }
   }
@@ -428,11 +449,12 @@ static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, 
 
 /* Producers whose lowerings compute their output on an engine and write it in the type it is
 ** kept in (c->hbm[out].dtype), rounding as they write: norms, activations and their gradients,
-** the logits gradient.  (Data movement is left out: a DMA transpose cannot change the type.) */
+** the logits gradient, GEMMs (as results leave PSUM).  (Data movement is left out: a DMA transpose cannot change the type.) */
 static bool rounds_on_write(ot_gop op) {
   switch (op) {
   case OT_GOP_LAYERNORM: case OT_GOP_RMSNORM: case OT_GOP_GELU: case OT_GOP_SILU: case OT_GOP_SWIGLU:
-  case OT_GOP_GELU_BWD: case OT_GOP_SILU_BWD: case OT_GOP_CROSS_ENTROPY_BWD: return true;
+  case OT_GOP_GELU_BWD: case OT_GOP_SILU_BWD: case OT_GOP_CROSS_ENTROPY_BWD: case OT_GOP_MATMUL: case OT_GOP_LINEAR:
+    return true;
   default: return false;
   }
 }
@@ -442,7 +464,8 @@ static bool rounds_on_write(ot_gop op) {
 ** gives them the same values (the rounding moves to the producer) and halves its HBM traffic --
 ** the logits gradient (GPT-2 124M, 2 x 1024 rows per core: 412 MB written and read twice, now
 ** 206 MB), a layernorm's output (read by the next linear and its weight gradient), the MLP's
-** activation and its gradient. */
+** activation and its gradient, the attention's q, k, v (c_attn's output: the attention loads
+** them in the matmul type; GPT-2 124M, one trn2 core B2 55.68 -> 55.49 ms). */
 static ot_dtype storage_dtype(const lower_ctx *c, ot_tid t) {
   const ot_gtensor *x = &c->g->t[t];
   ot_dtype mm = c->opt->matmul_dtype;

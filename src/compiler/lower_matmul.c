@@ -701,7 +701,7 @@ static void matmul_gemm(const lower_ctx *c, const ot_gnode *n, gemm *g) {
   g->y = c->hbm[n->out[0]];
   g->y_bs = g->M * g->N;
   g->mm = c->opt->matmul_dtype;
-  g->ydt = (ot_dtype)y->dtype;
+  g->ydt = (ot_dtype)g->y.dtype; /* the type y is kept in (compile.c storage_dtype) */
   gemm_epilogue(c, n, g);
   /* b shared by every batch, a and y row-major: the batches are one taller GEMM (as linear's
   ** leading dims are), so B is read -- and, from [N, K], transposed -- once, not per batch
@@ -753,7 +753,7 @@ ot_status lower_linear(lower_ctx *c, const ot_gnode *n) {
   g.b = mm_operand(c, n->in[1]);
   g.y = c->hbm[n->out[0]];
   g.mm = c->opt->matmul_dtype;
-  g.ydt = (ot_dtype)y->dtype;
+  g.ydt = (ot_dtype)g.y.dtype;
   gemm_epilogue(c, n, &g);
   if (n->n_in > 2 && n->in[2] != OT_TID_NONE) { g.has_bias = true; g.bias = c->hbm[n->in[2]]; }
   if (c->epi && c->epi[n - c->g->node].y_t) { /* y^T = w^T x^T: w the stationary, x the moving operand */
