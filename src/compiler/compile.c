@@ -411,22 +411,29 @@ static bool attention_operand(const lower_ctx *c, const ot_gnode *n, uint32_t j)
   return q->ndim == 4 && k->ndim == 4 && q->shape[2] == k->shape[2];
 }
 
+/* A sum over a leading axis (not the last): lower_elem_reduce.c sums those rows on the TensorE,
+** a ones vector times the rows as loaded -- a bias gradient beside the matmuls of its dy. */
+static bool row_sum(const lower_ctx *c, const ot_gnode *n) {
+  const ot_gtensor *x = &c->g->t[n->in[0]];
+  int64_t axis = n->i[0] < 0 ? n->i[0] + x->ndim : n->i[0];
+  return n->op == OT_GOP_REDUCE_SUM && x->ndim >= 2 && axis >= 0 && axis < (int64_t)x->ndim - 1;
+}
+
 /* Whether a folded split's outputs all share t's bytes and are read by matmuls only. */
-static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, int level);
-static bool split_view(const lower_ctx *c, const ot_gnode *n, ot_tid t, bool transposed, int level) {
+static bool matmul_readers(const lower_ctx *c, ot_tid t, bool transposed, int level, uint32_t *mm);
+static bool split_view(const lower_ctx *c, const ot_gnode *n, ot_tid t, bool transposed, int level, uint32_t *mm) {
   for (uint32_t q = 0; q < n->n_out; q++)
     if (c->hbm_alias[n->out[q]] != t || c->g->t[n->out[q]].is_output ||
-        !read_by_matmuls_only(c, n->out[q], transposed, level + 1))
+        !matmul_readers(c, n->out[q], transposed, level + 1, mm))
       return false;
   return n->n_out > 0;
 }
 
 /* Whether every reader of t is a matmul operand (directly, through a transpose folded into the
 ** matmul, or through reshapes and a folded split that share t's bytes; an attention's q, k, v
-** count), and there is one. */
-static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, int level) {
+** count) or a row sum (row_sum); *mm counts the matmul operands. */
+static bool matmul_readers(const lower_ctx *c, ot_tid t, bool transposed, int level, uint32_t *mm) {
   const ot_graph *g = c->g;
-  uint32_t readers = 0;
   if (level > 5) return false;
   for (uint32_t i = 0; i < g->n_node; i++) {
     const ot_gnode *n = &g->node[i];
@@ -434,17 +441,26 @@ static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t, bool transposed, 
       if (n->in[j] != t) continue;
       bool through = !g->t[n->out[0]].is_output;
       bool folded_transpose = through && n->op == OT_GOP_TRANSPOSE && c->fused_away[i] && !transposed &&
-                              read_by_matmuls_only(c, n->out[0], true, level + 1);
+                              matmul_readers(c, n->out[0], true, level + 1, mm);
       bool view = through && n->op == OT_GOP_RESHAPE && c->hbm_alias[n->out[0]] == t &&
-                  read_by_matmuls_only(c, n->out[0], transposed, level + 1);
-      bool split = n->op == OT_GOP_SPLIT && c->fused_away[i] && split_view(c, n, t, transposed, level);
+                  matmul_readers(c, n->out[0], transposed, level + 1, mm);
+      bool split = n->op == OT_GOP_SPLIT && c->fused_away[i] && split_view(c, n, t, transposed, level, mm);
       bool operand = !c->fused_away[i] && (((n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2) ||
                                            attention_operand(c, n, j));
-      if (!folded_transpose && !operand && !view && !split) return false;
-      readers++;
+      bool sum = !c->fused_away[i] && row_sum(c, n);
+      if (!folded_transpose && !operand && !view && !split && !sum) return false;
+      if (operand) (*mm)++;
     }
   }
-  return readers > 0;
+  return true;
+}
+
+/* Whether t is read by matmuls (as an operand, at least one) and row sums only: in a 16-bit
+** matmul type each rounds the elements as it loads them -- the row sums too, as a bias gradient
+** is summed under mixed precision (PyTorch autocast's linear backward sums a 16-bit dy). */
+static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t) {
+  uint32_t mm = 0;
+  return matmul_readers(c, t, false, 0, &mm) && mm > 0;
 }
 
 /* Producers whose lowerings compute their output on an engine and write it in the type it is
@@ -465,12 +481,15 @@ static bool rounds_on_write(ot_gop op) {
 ** the logits gradient (GPT-2 124M, 2 x 1024 rows per core: 412 MB written and read twice, now
 ** 206 MB), a layernorm's output (read by the next linear and its weight gradient), the MLP's
 ** activation and its gradient, the attention's q, k, v (c_attn's output: the attention loads
-** them in the matmul type; GPT-2 124M, one trn2 core B2 55.68 -> 55.49 ms). */
+** them in the matmul type; GPT-2 124M, one trn2 core B2 55.68 -> 55.49 ms).  A bias gradient (a
+** row sum) beside a tensor's matmuls then sums the rounded values, as autocast does: the MLP's
+** activation gradient is kept rounded too, its HBM traffic halved and the sum a bf16 matmul
+** (55.49 -> 54.78 ms). */
 static ot_dtype storage_dtype(const lower_ctx *c, ot_tid t) {
   const ot_gtensor *x = &c->g->t[t];
   ot_dtype mm = c->opt->matmul_dtype;
   if (x->dtype != OT_DT_FP32 || x->is_output || x->role != OT_GROLE_VALUE || x->producer < 0 ||
-      !rounds_on_write((ot_gop)c->g->node[x->producer].op) || ot_dtype_size(mm) != 2 || !read_by_matmuls_only(c, t, false, 0))
+      !rounds_on_write((ot_gop)c->g->node[x->producer].op) || ot_dtype_size(mm) != 2 || !read_by_matmuls_only(c, t))
     return (ot_dtype)x->dtype;
   return mm;
 }

@@ -454,7 +454,8 @@ static ot_status gemm_alloc(gemm_run *r) {
   if (r->b_res)
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * ncols * esz(g->mm), &r->bres[i]);
   for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
-  for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz(g->ydt), &r->stage[i]);
+  /* (a dact epilogue's program works in fp32 there, y doubling as a temporary; the store rounds) */
+  for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * (g->dact ? 4 : esz(g->ydt)), &r->stage[i]);
   for (int i = 0; i < STAGE_BUFS && g->has_act_out; i++)
     kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz((ot_dtype)g->act_out.dtype), &r->stage2[i]);
   if (g->has_bias)

@@ -123,8 +123,9 @@ static void test_llama_bf16(void **state) { (void)state; nt_expect_pass("llama-t
 static void test_llama_fp32(void **state) { (void)state; nt_expect_pass("llama-tiny", true, true); }
 
 /* Which values the compiler keeps rounded to bf16 (compile.c storage_dtype): those that only
-** bf16 matmuls read, as operands (directly, through a folded transpose or a reshape), produced
-** by a norm, an activation, its gradient or the cross-entropy backward; nothing in fp32 mode. */
+** bf16 matmuls read, as operands (directly, through a folded transpose, a reshape or a split;
+** an attention's q, k, v), and row sums beside them, produced by a norm, an activation, its
+** gradient, the cross-entropy backward or a GEMM; nothing in fp32 mode. */
 static void nt_expect_dtype(ot_device *d, const char *name, ot_dtype want) {
   ot_tensor_desc desc;
   if (ot_device_tensor_find(d, name, &desc)) fail_msg("tensor %s not in the program", name);
@@ -153,9 +154,11 @@ static void test_storage_types(void **state) {
     ot_dtype low = fp32 ? OT_DT_FP32 : OT_DT_BF16;
     nt_expect_dtype(d, "h.0.ln_1", low);                /* c_attn and its weight gradient */
     nt_expect_dtype(d, "h.0.mlp.gelu", low);            /* mlp.c_proj and its weight gradient */
-    nt_expect_dtype(d, "h.0.mlp.gelu.bwd.grad", OT_DT_FP32); /* also summed for c_fc's bias gradient */
+    nt_expect_dtype(d, "h.0.mlp.gelu.bwd.grad", low); /* c_fc's dx and dw GEMMs; its bias gradient sums the
+                                                        ** rounded values (a row sum, as under autocast) */
     nt_expect_dtype(d, "loss.bwd.grad", low);           /* lm_head's gradients */
     nt_expect_dtype(d, "h.0.mlp.c_fc", OT_DT_FP32);     /* also read by the gelu backward */
+    nt_expect_dtype(d, "h.0.attn.c_attn", low);         /* q, k, v: read by the attention (its loads round) */
     nt_expect_dtype(d, "h.0.attn.residual", OT_DT_FP32); /* read by ln_2 */
     ot_device_close(d);
     ot_program_free(p);
