@@ -484,12 +484,24 @@ static bool rounds_on_write(ot_gop op) {
 ** them in the matmul type; GPT-2 124M, one trn2 core B2 55.68 -> 55.49 ms).  A bias gradient (a
 ** row sum) beside a tensor's matmuls then sums the rounded values, as autocast does: the MLP's
 ** activation gradient is kept rounded too, its HBM traffic halved and the sum a bf16 matmul
-** (55.49 -> 54.78 ms). */
+** (55.49 -> 54.78 ms); so are the attention's dq, dk, dv (54.78 -> 54.27 ms). */
+/* Whether t's producer writes it in the type t is kept in: a rounds_on_write op, or a concat folded
+** away because the attention backward writes its parts (dq, dk, dv) straight into t
+** (fuse_attention_grads: lower_attn_bwd.c stores them in t's type). */
+static bool written_rounded(const lower_ctx *c, ot_tid t) {
+  const ot_gnode *p = &c->g->node[c->g->t[t].producer];
+  if (rounds_on_write((ot_gop)p->op)) return true;
+  if (p->op != OT_GOP_CONCAT || !c->fused_away[p - c->g->node] || p->n_in == 0) return false;
+  for (uint32_t j = 0; j < p->n_in; j++)
+    if (alias_root(c, p->in[j]) != t) return false;
+  return true;
+}
+
 static ot_dtype storage_dtype(const lower_ctx *c, ot_tid t) {
   const ot_gtensor *x = &c->g->t[t];
   ot_dtype mm = c->opt->matmul_dtype;
   if (x->dtype != OT_DT_FP32 || x->is_output || x->role != OT_GROLE_VALUE || x->producer < 0 ||
-      !rounds_on_write((ot_gop)c->g->node[x->producer].op) || ot_dtype_size(mm) != 2 || !read_by_matmuls_only(c, t))
+      !written_rounded(c, t) || ot_dtype_size(mm) != 2 || !read_by_matmuls_only(c, t))
     return (ot_dtype)x->dtype;
   return mm;
 }

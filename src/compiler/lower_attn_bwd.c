@@ -500,9 +500,9 @@ ot_status lower_attention_bwd(lower_ctx *c, const ot_gnode *n) {
   r.dq = c->hbm[n->out[0]];
   r.dk = c->hbm[n->out[1]];
   r.dv = c->hbm[n->out[2]];
-  r.dqt = (ot_dtype)c->g->t[n->out[0]].dtype;
-  r.dkt = (ot_dtype)c->g->t[n->out[1]].dtype;
-  r.dvt = (ot_dtype)c->g->t[n->out[2]].dtype;
+  r.dqt = (ot_dtype)r.dq.dtype; /* the types they are kept in (compile.c storage_dtype) */
+  r.dkt = (ot_dtype)r.dk.dtype;
+  r.dvt = (ot_dtype)r.dv.dtype;
   if (a.S == 0 || a.D == 0 || a.B == 0 || a.Hq == 0) return OT_OK;
   uint64_t e = attn_esz(a.mm), kd = (uint64_t)r.KT * a.D;
   if (attn_check(c->k, &a, r.P, "attention_bwd", 2 * (2 * (uint64_t)a.S * e + kd * e) + kd * e + 2 * kd * 4))
