@@ -431,7 +431,8 @@ static bool split_view(const lower_ctx *c, const ot_gnode *n, ot_tid t, bool tra
 
 /* Whether every reader of t is a matmul operand (directly, through a transpose folded into the
 ** matmul, or through reshapes and a folded split that share t's bytes; an attention's q, k, v
-** count) or a row sum (row_sum); *mm counts the matmul operands. */
+** count), a row sum (row_sum) or an activation backward's x (or the activation folded into t's
+** GEMM); *mm counts the operands and activation backwards. */
 static bool matmul_readers(const lower_ctx *c, ot_tid t, bool transposed, int level, uint32_t *mm) {
   const ot_graph *g = c->g;
   if (level > 5) return false;
@@ -448,16 +449,21 @@ static bool matmul_readers(const lower_ctx *c, ot_tid t, bool transposed, int le
       bool operand = !c->fused_away[i] && (((n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2) ||
                                            attention_operand(c, n, j));
       bool sum = !c->fused_away[i] && row_sum(c, n);
-      if (!folded_transpose && !operand && !view && !split && !sum) return false;
-      if (operand) (*mm)++;
+      /* an activation folded into t's GEMM reads PSUM, not t; its backward evaluates f'(x) at x as
+      ** kept, as autocast saves the 16-bit pre-activation for it */
+      bool act = (n->op == OT_GOP_GELU || n->op == OT_GOP_SILU) && c->fused_away[i];
+      bool act_x = (n->op == OT_GOP_GELU_BWD || n->op == OT_GOP_SILU_BWD) && j == 0;
+      if (!folded_transpose && !operand && !view && !split && !sum && !act && !act_x) return false;
+      if (operand || act_x) (*mm)++;
     }
   }
   return true;
 }
 
-/* Whether t is read by matmuls (as an operand, at least one) and row sums only: in a 16-bit
-** matmul type each rounds the elements as it loads them -- the row sums too, as a bias gradient
-** is summed under mixed precision (PyTorch autocast's linear backward sums a 16-bit dy). */
+/* Whether t is read by matmuls (as an operand) or an activation backward (at least one), and row
+** sums, only: in a 16-bit matmul type each rounds the elements as it loads them -- the row sums
+** and the activation backward too, as under mixed precision (PyTorch autocast's linear backward
+** sums a 16-bit dy for the bias, and its gelu saves a 16-bit input for the backward). */
 static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t) {
   uint32_t mm = 0;
   return matmul_readers(c, t, false, 0, &mm) && mm > 0;
@@ -484,7 +490,8 @@ static bool rounds_on_write(ot_gop op) {
 ** them in the matmul type; GPT-2 124M, one trn2 core B2 55.68 -> 55.49 ms).  A bias gradient (a
 ** row sum) beside a tensor's matmuls then sums the rounded values, as autocast does: the MLP's
 ** activation gradient is kept rounded too, its HBM traffic halved and the sum a bf16 matmul
-** (55.49 -> 54.78 ms); so are the attention's dq, dk, dv (54.78 -> 54.27 ms). */
+** (55.49 -> 54.78 ms); so are the attention's dq, dk, dv (54.78 -> 54.27 ms), and a pre-activation
+** that its activation's backward reads (autocast saves it in 16 bits; 54.27 -> 54.12 ms). */
 /* Whether t's producer writes it in the type t is kept in: a rounds_on_write op, or a concat folded
 ** away because the attention backward writes its parts (dq, dk, dv) straight into t
 ** (fuse_attention_grads: lower_attn_bwd.c stores them in t's type). */

@@ -124,8 +124,9 @@ static void test_llama_fp32(void **state) { (void)state; nt_expect_pass("llama-t
 
 /* Which values the compiler keeps rounded to bf16 (compile.c storage_dtype): those that only
 ** bf16 matmuls read, as operands (directly, through a folded transpose, a reshape or a split;
-** an attention's q, k, v), and row sums beside them, produced by a norm, an activation, its
-** gradient, the cross-entropy backward or a GEMM; nothing in fp32 mode. */
+** an attention's q, k, v), row sums beside them and activation backwards (their x), produced by
+** a norm, an activation, its gradient, the cross-entropy backward or a GEMM; nothing in fp32
+** mode. */
 static void nt_expect_dtype(ot_device *d, const char *name, ot_dtype want) {
   ot_tensor_desc desc;
   if (ot_device_tensor_find(d, name, &desc)) fail_msg("tensor %s not in the program", name);
@@ -157,7 +158,8 @@ static void test_storage_types(void **state) {
     nt_expect_dtype(d, "h.0.mlp.gelu.bwd.grad", low); /* c_fc's dx and dw GEMMs; its bias gradient sums the
                                                         ** rounded values (a row sum, as under autocast) */
     nt_expect_dtype(d, "loss.bwd.grad", low);           /* lm_head's gradients */
-    nt_expect_dtype(d, "h.0.mlp.c_fc", OT_DT_FP32);     /* also read by the gelu backward */
+    nt_expect_dtype(d, "h.0.mlp.c_fc", low);            /* the pre-activation the gelu backward reads (as
+                                                        ** autocast saves it: in 16 bits) */
     nt_expect_dtype(d, "h.0.attn.c_attn", low);         /* q, k, v: read by the attention (its loads round) */
     nt_expect_dtype(d, "h.0.attn.split_qkv.bwd.dx", low); /* dq, dk, dv: c_attn's gradients (and bias sum) */
     nt_expect_dtype(d, "h.0.attn.residual", OT_DT_FP32); /* read by ln_2 */
