@@ -403,10 +403,12 @@ static ot_tid alias_root(const lower_ctx *c, ot_tid t) {
   return t;
 }
 
-/* Whether attention node n (keys as long as its queries: its head views are folded, lower_attn*.c
-** loads q, k and v in the matmul type) reads input j as a matmul operand. */
+/* Whether attention node n (keys as long as its queries: its head views are folded) reads input
+** j rounded to the matmul type: q, k, v (lower_attn*.c loads them so).  (The backward's y and dy
+** are loaded in fp32 for the row sums D_i: kept in 16 bits they saved nothing measurable, GPT-2
+** 124M one trn2 core 54.12 -> 54.16 ms, and would round D_i's inputs.) */
 static bool attention_operand(const lower_ctx *c, const ot_gnode *n, uint32_t j) {
-  if ((n->op != OT_GOP_ATTENTION && n->op != OT_GOP_ATTENTION_BWD) || j >= 3 || n->n_in < 3) return false;
+  if ((n->op != OT_GOP_ATTENTION && n->op != OT_GOP_ATTENTION_BWD) || n->n_in < 3 || j >= 3) return false;
   const ot_gtensor *q = &c->g->t[n->in[0]], *k = &c->g->t[n->in[1]];
   return q->ndim == 4 && k->ndim == 4 && q->shape[2] == k->shape[2];
 }
@@ -419,66 +421,77 @@ static bool row_sum(const lower_ctx *c, const ot_gnode *n) {
   return n->op == OT_GOP_REDUCE_SUM && x->ndim >= 2 && axis >= 0 && axis < (int64_t)x->ndim - 1;
 }
 
-/* Whether a folded split's outputs all share t's bytes and are read by matmuls only. */
-static bool matmul_readers(const lower_ctx *c, ot_tid t, bool transposed, int level, uint32_t *mm);
-static bool split_view(const lower_ctx *c, const ot_gnode *n, ot_tid t, bool transposed, int level, uint32_t *mm) {
-  for (uint32_t q = 0; q < n->n_out; q++)
-    if (c->hbm_alias[n->out[q]] != t || c->g->t[n->out[q]].is_output ||
-        !matmul_readers(c, n->out[q], transposed, level + 1, mm))
-      return false;
-  return n->n_out > 0;
+static bool is_view_op(ot_gop op) {
+  return op == OT_GOP_RESHAPE || op == OT_GOP_TRANSPOSE || op == OT_GOP_SPLIT || op == OT_GOP_CONCAT;
 }
 
-/* Whether every reader of t is a matmul operand (directly, through a transpose folded into the
-** matmul, or through reshapes and a folded split that share t's bytes; an attention's q, k, v
-** count), a row sum (row_sum) or an activation backward's x (or the activation folded into t's
-** GEMM); *mm counts the operands and activation backwards. */
-static bool matmul_readers(const lower_ctx *c, ot_tid t, bool transposed, int level, uint32_t *mm) {
+/* Whether node n, reading u (whose bytes are root t's) as input j, takes the values rounded to the
+** matmul type anyway, or does not read t's bytes at all: 1 a matmul operand or an activation
+** backward's x (counted), 2 a row sum or no access (a view whose output shares t's bytes, an
+** activation folded into the GEMM that writes t: it reads PSUM), 0 anything else. */
+static int rounding_reader(const lower_ctx *c, const ot_gnode *n, uint32_t j, ot_tid t) {
+  bool fused = c->fused_away[n - c->g->node];
+  if (is_view_op((ot_gop)n->op) && (fused || n->op == OT_GOP_RESHAPE)) {
+    for (uint32_t q = 0; q < n->n_out; q++)
+      if (alias_root(c, n->out[q]) != t || c->g->t[n->out[q]].is_output) return 0;
+    return 2;
+  }
+  if (n->op == OT_GOP_GELU_BWD || n->op == OT_GOP_SILU_BWD) /* evaluated at x as kept, as autocast saves it; */
+    return j == 0 ? 1 : fused ? 2 : 0;                         /* folded, its dy is the GEMM's PSUM */
+  if (fused) return (n->op == OT_GOP_GELU || n->op == OT_GOP_SILU) ? 2 : 0;
+  if (((n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2) || attention_operand(c, n, j)) return 1;
+  return row_sum(c, n) ? 2 : 0;
+}
+
+/* Whether every reader of t's bytes (t or a tensor sharing them) takes them rounded to the matmul
+** type (rounding_reader), and at least one is a matmul operand or an activation backward: in a
+** 16-bit matmul type each rounds the elements as it loads them -- the row sums and the
+** activation backward too, as under mixed precision (PyTorch autocast's linear backward sums a
+** 16-bit dy for the bias, its gelu saves a 16-bit input for the backward). */
+static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t) {
   const ot_graph *g = c->g;
-  if (level > 5) return false;
+  uint32_t counted = 0;
   for (uint32_t i = 0; i < g->n_node; i++) {
     const ot_gnode *n = &g->node[i];
     for (uint32_t j = 0; j < n->n_in; j++) {
-      if (n->in[j] != t) continue;
-      bool through = !g->t[n->out[0]].is_output;
-      bool folded_transpose = through && n->op == OT_GOP_TRANSPOSE && c->fused_away[i] && !transposed &&
-                              matmul_readers(c, n->out[0], true, level + 1, mm);
-      bool view = through && n->op == OT_GOP_RESHAPE && c->hbm_alias[n->out[0]] == t &&
-                  matmul_readers(c, n->out[0], transposed, level + 1, mm);
-      bool split = n->op == OT_GOP_SPLIT && c->fused_away[i] && split_view(c, n, t, transposed, level, mm);
-      bool operand = !c->fused_away[i] && (((n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2) ||
-                                           attention_operand(c, n, j));
-      bool sum = !c->fused_away[i] && row_sum(c, n);
-      /* an activation folded into t's GEMM reads PSUM, not t; its backward evaluates f'(x) at x as
-      ** kept, as autocast saves the 16-bit pre-activation for it */
-      bool act = (n->op == OT_GOP_GELU || n->op == OT_GOP_SILU) && c->fused_away[i];
-      bool act_x = (n->op == OT_GOP_GELU_BWD || n->op == OT_GOP_SILU_BWD) && j == 0;
-      if (!folded_transpose && !operand && !view && !split && !sum && !act && !act_x) return false;
-      if (operand || act_x) (*mm)++;
+      if (n->in[j] == OT_TID_NONE || alias_root(c, n->in[j]) != t) continue;
+      int r = rounding_reader(c, n, j, t);
+      if (r == 0) return false;
+      if (r == 1) counted++;
     }
   }
-  return true;
-}
-
-/* Whether t is read by matmuls (as an operand) or an activation backward (at least one), and row
-** sums, only: in a 16-bit matmul type each rounds the elements as it loads them -- the row sums
-** and the activation backward too, as under mixed precision (PyTorch autocast's linear backward
-** sums a 16-bit dy for the bias, and its gelu saves a 16-bit input for the backward). */
-static bool read_by_matmuls_only(const lower_ctx *c, ot_tid t) {
-  uint32_t mm = 0;
-  return matmul_readers(c, t, false, 0, &mm) && mm > 0;
+  return counted > 0;
 }
 
 /* Producers whose lowerings compute their output on an engine and write it in the type it is
 ** kept in (c->hbm[out].dtype), rounding as they write: norms, activations and their gradients,
-** the logits gradient, GEMMs (as results leave PSUM).  (Data movement is left out: a DMA transpose cannot change the type.) */
+** the logits gradient, GEMMs (as results leave PSUM), the attention and its backward. */
 static bool rounds_on_write(ot_gop op) {
   switch (op) {
   case OT_GOP_LAYERNORM: case OT_GOP_RMSNORM: case OT_GOP_GELU: case OT_GOP_SILU: case OT_GOP_SWIGLU:
   case OT_GOP_GELU_BWD: case OT_GOP_SILU_BWD: case OT_GOP_CROSS_ENTROPY_BWD: case OT_GOP_MATMUL: case OT_GOP_LINEAR:
+  case OT_GOP_ATTENTION: case OT_GOP_ATTENTION_BWD:
     return true;
   default: return false;
   }
+}
+
+/* Whether every node that writes t's bytes (t's producer, or the node whose output a folded view
+** puts there: the attention's y into its head merge, dq, dk, dv into their concat; an activation
+** or its backward folded into a GEMM, which writes for it) writes them in the type t is kept in. */
+static bool written_rounded(const lower_ctx *c, ot_tid t) {
+  const ot_graph *g = c->g;
+  uint32_t writers = 0;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    if (is_view_op((ot_gop)n->op) && (c->fused_away[i] || n->op == OT_GOP_RESHAPE)) continue; /* writes nothing */
+    for (uint32_t q = 0; q < n->n_out; q++) {
+      if (n->out[q] == OT_TID_NONE || alias_root(c, n->out[q]) != t) continue;
+      if (!rounds_on_write((ot_gop)n->op) || g->t[n->out[q]].is_output) return false;
+      writers++;
+    }
+  }
+  return writers > 0;
 }
 
 /* The type a tensor is kept in: its own, except an fp32 value that only matmuls in a 16-bit type
@@ -492,18 +505,6 @@ static bool rounds_on_write(ot_gop op) {
 ** activation gradient is kept rounded too, its HBM traffic halved and the sum a bf16 matmul
 ** (55.49 -> 54.78 ms); so are the attention's dq, dk, dv (54.78 -> 54.27 ms), and a pre-activation
 ** that its activation's backward reads (autocast saves it in 16 bits; 54.27 -> 54.12 ms). */
-/* Whether t's producer writes it in the type t is kept in: a rounds_on_write op, or a concat folded
-** away because the attention backward writes its parts (dq, dk, dv) straight into t
-** (fuse_attention_grads: lower_attn_bwd.c stores them in t's type). */
-static bool written_rounded(const lower_ctx *c, ot_tid t) {
-  const ot_gnode *p = &c->g->node[c->g->t[t].producer];
-  if (rounds_on_write((ot_gop)p->op)) return true;
-  if (p->op != OT_GOP_CONCAT || !c->fused_away[p - c->g->node] || p->n_in == 0) return false;
-  for (uint32_t j = 0; j < p->n_in; j++)
-    if (alias_root(c, p->in[j]) != t) return false;
-  return true;
-}
-
 static ot_dtype storage_dtype(const lower_ctx *c, ot_tid t) {
   const ot_gtensor *x = &c->g->t[t];
   ot_dtype mm = c->opt->matmul_dtype;

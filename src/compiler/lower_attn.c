@@ -113,7 +113,7 @@ void attn_shape_read(lower_ctx *c, const ot_gnode *n, attn_shape *a) {
   a->vv = attn_view_input(c, n->in[2], (uint32_t)k->shape[2], a->D);
   a->vy = attn_view_output(c, n->out[0], a->S, a->D);
   a->mm = c->opt->matmul_dtype;
-  a->ydt = (ot_dtype)c->g->t[n->out[0]].dtype;
+  a->ydt = (ot_dtype)c->hbm[n->out[0]].dtype; /* the type y is kept in (compile.c storage_dtype) */
 }
 
 typedef struct {
