@@ -186,8 +186,6 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
 }
 
 /* ---- leaving PSUM: epilogue, cast, store ---------------------------------------------------- */
-/* y = act(acc + bias) + residual, in fp32, rounded once into the staging tile: the VectorE adds,
-** the ScalarE applies the activation (one fp32 slot per PSUM bank, so the VectorE runs ahead). */
 /* Logits leaving PSUM (columns c0.. of rows m..): -max on the VectorE, sum exp(x - max) on the
 ** ScalarE (into the statistics), the copy to the staging tile on either, in turn, so that neither
 ** falls behind the TensorE. */
@@ -201,6 +199,8 @@ static void evacuate_ce(gemm_run *r, uint64_t m, uint32_t mp, uint64_t c0, uint3
   else kir_activate(k, OT_ENG_SCALAR, out, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
 }
 
+/* y = act(acc + bias) + residual, in fp32, rounded once into the staging tile: the VectorE adds,
+** the ScalarE applies the activation (one fp32 slot per PSUM bank, so the VectorE runs ahead). */
 static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t n0, uint32_t ncols, uint32_t mi) {
   const gemm *g = r->g;
   kir *k = r->k;
