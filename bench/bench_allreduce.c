@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
   }
   if (!st) {
     lc_sems sems = {kir_free_sem_base(k[0]), kir_free_sem_base(k[0]) + 1, 0};
-    st = lower_allreduce(k, cores, 1, bufs, &n, 1.0f, &sems);
+    st = lower_allreduce(k, cores, 1, bufs, &n, 1.0f, &sems, NULL);
     if (st) ot_error_set(&err, st, "%s", kir_error(k[0])->msg);
   }
   for (unsigned c = 0; c < cores && !st; c++) st = kir_finish(k[c], &err);

@@ -192,6 +192,9 @@ typedef struct {
   bool *optim;
   kir_hbm *wcopy;                /* per cg tensor: its matmul-type copy (index >= 0), shared by the cores */
   unsigned core;                 /* the core being lowered (weight_copies) */
+  lower_norm_split sp;           /* the shared global norm (sp.n 0: none), made before the all-reduce */
+  uint64_t norm_total;
+  int32_t norm_node;             /* its node in g, -1 none */
 } dp_ctx;
 
 static void dp_free(dp_ctx *d) {
@@ -246,7 +249,13 @@ static ot_status allreduce_grads(dp_ctx *d, ot_error *err) {
   size_t nt = cg->n_t ? cg->n_t : 1;
   kir_hbm *bufs = malloc(nt * d->cores * sizeof *bufs);
   uint64_t *elems = malloc(nt * sizeof *elems);
-  if (!bufs || !elems) { free(bufs); free(elems); return ot_error_set(err, OT_ENOMEM, "out of memory"); }
+  bool *in_norm = calloc(nt, sizeof *in_norm);
+  if (!bufs || !elems || !in_norm) {
+    free(bufs); free(elems); free(in_norm);
+    return ot_error_set(err, OT_ENOMEM, "out of memory");
+  }
+  const ot_gnode *norm = d->norm_node >= 0 ? &d->g->node[d->norm_node] : NULL;
+  uint32_t flagged = 0;
   for (uint32_t t = 0; t < d->g->n_t; t++) {
     const ot_gtensor *x = &d->g->t[t];
     ot_tid r = OT_TID_NONE;
@@ -264,8 +273,15 @@ static ot_status allreduce_grads(dp_ctx *d, ot_error *err) {
       if (bufs[(size_t)j * d->cores].off == d->hbm[r].off) { r = OT_TID_NONE; break; }
     if (r == OT_TID_NONE) continue;
     for (unsigned c = 0; c < d->cores; c++) bufs[(size_t)n * d->cores + c] = d->hbm[(size_t)c * nt + r];
+    for (uint32_t j = 0; norm && x->role == OT_GROLE_WEIGHT && j < norm->n_in; j++)
+      if (norm->in[j] == x->grad) in_norm[n] = true;
+    flagged += in_norm[n];
     elems[n++] = (uint64_t)ot_gtensor_elems(&cg->t[r]);
   }
+  /* the global norm's partial sums from the all-reduce's slices: when every core takes part in
+  ** it (ranks = cores) and every one of its inputs is reduced exactly once */
+  d->sp.presummed = norm && d->sp.n == d->cores && flagged == norm->n_in && n && d->cores > 1;
+  lc_norm ln = {d->sp.partials, in_norm};
   ot_status st = OT_OK;
   if (n && d->cores > 1) {
     for (unsigned c = 0; c < d->cores; c++) kir_set_origin(d->k[c], "allreduce");
@@ -274,12 +290,13 @@ static ot_status allreduce_grads(dp_ctx *d, ot_error *err) {
       st = ot_error_set(err, OT_EUNSUPPORTED, "the all-reduce needs 2 semaphores beyond the compiler's %u; chip has %u", base,
                         d->chip->seq.semaphores);
     lc_sems sems = {base, base + 1, 0};
-    if (!st) lower_allreduce(d->k, d->cores, n, bufs, elems, 1.0f / (float)d->cores, &sems);
+    if (!st) lower_allreduce(d->k, d->cores, n, bufs, elems, 1.0f / (float)d->cores, &sems, d->sp.presummed ? &ln : NULL);
     for (unsigned c = 0; c < d->cores && !st; c++)
       if (kir_status(d->k[c])) st = ot_error_set(err, kir_status(d->k[c]), "core %u: %s", c, kir_error(d->k[c])->msg);
   }
   free(bufs);
   free(elems);
+  free(in_norm);
   return st;
 }
 
@@ -410,6 +427,7 @@ static ot_status lower_optimizer_on(dp_ctx *d, unsigned c, const ot_graph *og, c
 ** one such core, every such core computes the whole norm: returns OT_OK with sp->n = 0. */
 static ot_status norm_split_make(dp_ctx *d, const optim_plan *pl, uint64_t cores, unsigned n, lower_norm_split *sp,
                                  uint64_t *total, ot_error *err) {
+  d->norm_node = -1;
   memset(sp, 0, sizeof *sp);
   int32_t norm = -1;
   for (uint32_t i = 0; i < d->g->n_node; i++)
@@ -430,22 +448,34 @@ static ot_status norm_split_make(dp_ctx *d, const optim_plan *pl, uint64_t cores
   uint64_t parts = n;
   if (kir_tensor(d->k[0], "global_norm.partials", OT_DT_FP32, 1, &parts, OT_ROLE_SCRATCH, NULL, &sp->partials))
     return ot_error_set(err, kir_status(d->k[0]), "%s", kir_error(d->k[0])->msg);
+  d->norm_node = norm;
   return OT_OK;
 }
 
-/* The optimizer after the all-reduce, shared out among the cores (optim_plan_make). */
-static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
-  optim_plan pl = {NULL, NULL};
+/* Who runs which optimizer node, and the shared global norm (d->sp): before the all-reduce, which
+** may sum the norm's squares for it. */
+static ot_status optimizer_plan(dp_ctx *d, optim_plan *pl, ot_error *err) {
+  bool *mask = malloc((d->g->n_node ? d->g->n_node : 1) * sizeof *mask);
+  ot_status st = mask && !optim_plan_make(d, pl) ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
+  uint64_t workers = 0;
+  unsigned n = 0;
+  for (unsigned c = 0; c < d->cores && !st; c++)
+    if (optim_mask_for(d, pl, c, mask)) workers |= 1ull << c, n++;
+  if (!st) st = norm_split_make(d, pl, workers, n, &d->sp, &d->norm_total, err);
+  free(mask);
+  return st;
+}
+
+/* The optimizer after the all-reduce, shared out among the cores (optimizer_plan). */
+static ot_status lower_optimizer(dp_ctx *d, const optim_plan *ppl, ot_error *err) {
+  const optim_plan pl = *ppl;
   bool *mask = malloc((d->g->n_node ? d->g->n_node : 1) * sizeof *mask);
   kir_hbm *shared = malloc((d->g->n_t ? d->g->n_t : 1) * sizeof *shared);
-  ot_status st = mask && shared && !optim_plan_make(d, &pl) ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
+  ot_status st = mask && shared ? OT_OK : ot_error_set(err, OT_ENOMEM, "out of memory");
   for (uint32_t t = 0; !st && t < d->g->n_t; t++) shared[t].index = -1;
-  uint64_t workers = 0, total = 0;
-  unsigned n = 0, rank = 0;
-  for (unsigned c = 0; c < d->cores && !st; c++)
-    if (optim_mask_for(d, &pl, c, mask)) workers |= 1ull << c, n++;
-  lower_norm_split sp;
-  if (!st) st = norm_split_make(d, &pl, workers, n, &sp, &total, err);
+  uint64_t total = d->norm_total;
+  unsigned n = d->sp.n, rank = 0;
+  lower_norm_split sp = d->sp;
   for (unsigned c = 0; c < d->cores && !st; c++) {
     if (!optim_mask_for(d, &pl, c, mask)) continue;
     if (sp.n) { /* rank r's run of the norm's elements, cut as the all-reduce cuts its slices */
@@ -461,7 +491,6 @@ static ot_status lower_optimizer(dp_ctx *d, ot_error *err) {
     free(ranges);
     ot_graph_free(og);
   }
-  optim_plan_free(&pl);
   free(mask);
   free(shared);
   return st;
@@ -507,8 +536,12 @@ ot_status ot_compile_data_parallel(const ot_graph *g, const ot_chip *chip, unsig
               !(d.wcopy = malloc((d.cg->n_t ? d.cg->n_t : 1) * sizeof *d.wcopy))))
     st = ot_error_set(err, OT_ENOMEM, "out of memory");
   if (!st) st = lower_cores(&d, err);
+  optim_plan pl = {NULL, NULL};
+  d.norm_node = -1;
+  if (!st && any_optim) st = optimizer_plan(&d, &pl, err);
   if (!st) st = allreduce_grads(&d, err);
-  if (!st && any_optim) st = lower_optimizer(&d, err);
+  if (!st && any_optim) st = lower_optimizer(&d, &pl, err);
+  optim_plan_free(&pl);
   for (unsigned c = 0; c < cores && !st; c++) st = kir_finish(d.k[c], err);
   if (st) {
     ot_program_free(d.p);

@@ -40,6 +40,8 @@ typedef struct {
   uint64_t lo, hi;
   kir_hbm partials;        /* [n] fp32, shared by the cores */
   uint32_t sem;
+  bool presummed;          /* entry `rank` already holds this core's sum (the all-reduce summed the
+                           ** squares of its slice, lower_collective.h lc_norm): exchange only */
 } lower_norm_split;
 
 typedef struct {

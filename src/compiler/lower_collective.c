@@ -35,11 +35,24 @@ static ot_engine lc_part(uint32_t f, int e, uint32_t *c0, uint32_t *n) {
   return e ? OT_ENG_GPSIMD : OT_ENG_VECTOR;
 }
 
+/* The squares of a slice's reduced values (lc_norm): summed per partition into col by the
+** ScalarE (idle in the all-reduce), added into sum [P, 1] by the VectorE. */
+typedef struct {
+  bool on;
+  kir_buf sq, col, sum, ones, ps, res;
+} lc_squares;
+
+static void squares_add(kir *k, const lc_squares *q, ot_ap tile, uint32_t p, uint32_t f) {
+  ot_ap col = kir_ap2(&q->col, p, 0, 1, OT_DT_FP32), sum = kir_ap2(&q->sum, p, 0, 1, OT_DT_FP32);
+  kir_activate(k, OT_ENG_SCALAR, kir_ap2(&q->sq, p, 0, f, OT_DT_FP32), tile, OT_ACT_SQUARE, 1.0f, NULL, NULL, &col);
+  kir_tt(k, OT_ENG_VECTOR, sum, sum, col, OT_ALU_ADD);
+}
+
 /* Sum the range [lo, hi) of tensor t on core c: load from every copy, add in core order, scale,
-** store into the root copy (copies[0]).  Buffers rotate so that loads of the next tile overlap
-** this one. */
+** store into the root copy (copies[0]); with q, also the squares.  Buffers rotate so that loads
+** of the next tile overlap this one. */
 static ot_status reduce_range(kir *k, unsigned cores, const kir_hbm *copies, uint64_t lo, uint64_t hi, float scale,
-                              const kir_buf *acc, const kir_buf *tmp, unsigned *turn) {
+                              const kir_buf *acc, const kir_buf *tmp, unsigned *turn, const lc_squares *q) {
   const uint32_t P = kir_chip(k)->sbuf.partitions;
   while (lo < hi && !kir_status(k)) {
     uint64_t rem = hi - lo;
@@ -77,14 +90,41 @@ static ot_status reduce_range(kir *k, unsigned cores, const kir_hbm *copies, uin
         if (n) kir_ts(k, eng, da, da, OT_ALU_MUL, scale, NULL, OT_ALU_BYPASS, 0.0f, NULL);
       }
     kir_dma(k, kir_hbm_ap(&copies[0], lo, 2, st, sz), sa, OT_ENG_VECTOR);
+    if (q) squares_add(k, q, sa, p, f);
     lo += (uint64_t)p * f;
     (*turn)++;
   }
   return kir_status(k);
 }
 
+static void squares_begin(kir *k, lc_squares *q) {
+  const uint32_t P = kir_chip(k)->sbuf.partitions;
+  kir_alloc(k, OT_MEM_SBUF, P, LC_FREE * 4, &q->sq);
+  kir_alloc(k, OT_MEM_SBUF, P, 4, &q->col);
+  kir_alloc(k, OT_MEM_SBUF, P, 4, &q->sum);
+  kir_alloc(k, OT_MEM_SBUF, P, 4, &q->ones);
+  kir_alloc(k, OT_MEM_SBUF, 1, 4, &q->res);
+  kir_alloc(k, OT_MEM_PSUM, 1, 4, &q->ps);
+  kir_memset(k, OT_ENG_VECTOR, kir_ap2(&q->sum, P, 0, 1, OT_DT_FP32), 0.0f);
+  kir_memset(k, OT_ENG_GPSIMD, kir_ap2(&q->ones, P, 0, 1, OT_DT_FP32), 1.0f);
+  q->on = true;
+}
+
+/* The partitions' sums added on the TensorE (fp32) into partials[c]. */
+static void squares_end(kir *k, lc_squares *q, const lc_norm *norm, unsigned c) {
+  const uint32_t P = kir_chip(k)->sbuf.partitions;
+  kir_matmul(k, kir_ap2(&q->ps, 1, 0, 1, OT_DT_FP32), kir_ap2(&q->sum, P, 0, 1, OT_DT_FP32),
+             kir_ap2(&q->ones, P, 0, 1, OT_DT_FP32), false);
+  kir_copy(k, OT_ENG_VECTOR, kir_ap2(&q->res, 1, 0, 1, OT_DT_FP32), kir_ap2(&q->ps, 1, 0, 1, OT_DT_FP32));
+  int64_t st[1] = {1};
+  uint32_t one[1] = {1};
+  kir_dma(k, kir_hbm_ap(&norm->partials, c, 1, st, one), kir_ap2(&q->res, 1, 0, 1, OT_DT_FP32), OT_ENG_COUNT);
+  kir_buf all[] = {q->sq, q->col, q->sum, q->ones, q->res, q->ps};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) kir_release(k, &all[i]);
+}
+
 static ot_status reduce_slice(kir *k, unsigned c, unsigned cores, unsigned n_t, const kir_hbm *bufs,
-                              const uint64_t *elems, float scale, kir_hbm *copies) {
+                              const uint64_t *elems, float scale, kir_hbm *copies, const lc_norm *norm) {
   uint64_t total = 0;
   for (unsigned t = 0; t < n_t; t++) total += elems[t];
   /* core c owns elements [c * total / cores, (c + 1) * total / cores) of the concatenation */
@@ -94,24 +134,27 @@ static ot_status reduce_slice(kir *k, unsigned c, unsigned cores, unsigned n_t, 
   const uint32_t P = kir_chip(k)->sbuf.partitions;
   for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, P, LC_FREE * 4, &acc[i]);
   for (unsigned i = 0; i < LC_TMP; i++) kir_alloc(k, OT_MEM_SBUF, P, LC_FREE * 4, &tmp[i]);
+  lc_squares q = {0};
+  if (norm) squares_begin(k, &q);
   unsigned turn = 0;
   uint64_t base = 0;
   for (unsigned t = 0; t < n_t && !kir_status(k); t++) {
     uint64_t lo = s_lo > base ? s_lo - base : 0, hi = s_hi - base < elems[t] ? s_hi - base : elems[t];
     if (s_hi > base && lo < hi) {
       for (unsigned j = 0; j < cores; j++) copies[j] = bufs[(size_t)t * cores + j];
-      reduce_range(k, cores, copies, lo, hi, scale, acc, tmp, &turn);
+      reduce_range(k, cores, copies, lo, hi, scale, acc, tmp, &turn, norm && norm->in_norm[t] ? &q : NULL);
     }
     base += elems[t];
     if (base >= s_hi) break;
   }
+  if (q.on) squares_end(k, &q, norm, c);
   for (unsigned i = 0; i < LC_TMP; i++) kir_release(k, &tmp[i]);
   for (int i = 0; i < 2; i++) kir_release(k, &acc[i]);
   return kir_status(k);
 }
 
 ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir_hbm *bufs, const uint64_t *elems,
-                          float scale, const lc_sems *sems) {
+                          float scale, const lc_sems *sems, const lc_norm *norm) {
   if (cores < 1 || cores > 64) return kir_fail(k[0], OT_EINVAL, "all-reduce across %u cores (1..64)", cores);
   for (unsigned t = 0; t < n_t; t++)
     for (unsigned c = 0; c < cores; c++)
@@ -140,7 +183,7 @@ ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir
         if (j != c) theirs[n++] = lc_flat_ap(&bufs[(size_t)t * cores + j], elems[t]);
     if (cores > 1) kir_remote_wait(k[c], OT_ENG_SYNC, sems->sem_ready, expect, theirs, n);
     /* 2. reduce my slice of every copy, write it into the root copy */
-    reduce_slice(k[c], c, cores, n_t, bufs, elems, scale, copies);
+    reduce_slice(k[c], c, cores, n_t, bufs, elems, scale, copies, norm);
     /* 3. my slice is in the root copy: tell the others; wait until every slice of it is */
     if (cores > 1) {
       kir_remote_signal(k[c], OT_ENG_SYNC, all, sems->sem_done);

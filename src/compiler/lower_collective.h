@@ -29,7 +29,16 @@ typedef struct {
 /* A whole tensor of elems elements as one flat HBM pattern (what a remote wait covers). */
 ot_ap lc_flat_ap(const kir_hbm *b, uint64_t elems);
 
+/* Optionally, while its slice is in SBUF, each core also sums the squares of the reduced values
+** of the tensors with in_norm[t] and writes that sum into partials[c] (fp32 [cores]): the
+** partial sums of a global norm shared out by the all-reduce's slices (lower.h
+** lower_norm_split.presummed), so that no second pass reads the gradients for it. */
+typedef struct {
+  kir_hbm partials;
+  const bool *in_norm;         /* per tensor */
+} lc_norm;
+
 ot_status lower_allreduce(kir *const *k, unsigned cores, unsigned n_t, const kir_hbm *bufs, const uint64_t *elems,
-                          float scale, const lc_sems *sems);
+                          float scale, const lc_sems *sems, const lc_norm *norm);
 
 #endif

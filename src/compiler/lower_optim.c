@@ -94,7 +94,7 @@ static void norm_exchange(lower_ctx *c, const lower_norm_split *sp, const kir_bu
   int64_t st[1] = {1};
   uint32_t one[1] = {1}, n[1] = {sp->n};
   ot_ap mine = kir_ap2(res, 1, 0, 1, OT_DT_FP32);
-  kir_dma(k, kir_hbm_ap(&sp->partials, sp->rank, 1, st, one), mine, OT_ENG_COUNT);
+  if (!sp->presummed) kir_dma(k, kir_hbm_ap(&sp->partials, sp->rank, 1, st, one), mine, OT_ENG_COUNT);
   kir_remote_signal(k, OT_ENG_SYNC, sp->mask, sp->sem);
   ot_ap theirs[64];
   unsigned m = 0;
@@ -110,6 +110,7 @@ static ot_status lower_global_norm(lower_ctx *c, const ot_gnode *n) {
   uint32_t P = partitions(c);
   const lower_norm_split *sp = c->norm_split;
   uint64_t lo = sp ? sp->lo : 0, hi = sp ? sp->hi : UINT64_MAX;
+  if (sp && sp->presummed) lo = hi = 0; /* nothing of its own to sum */
   norm_run r;
   memset(&r, 0, sizeof r);
   r.c = c;

@@ -108,7 +108,7 @@ static ot_program *build_allreduce(const ot_chip *chip, unsigned cores, unsigned
     }
   }
   lc_sems sems = {kir_free_sem_base(k[0]), kir_free_sem_base(k[0]) + 1, 0};
-  ot_status st = lower_allreduce(k, cores, n_t, bufs, elems, scale, &sems);
+  ot_status st = lower_allreduce(k, cores, n_t, bufs, elems, scale, &sems, NULL);
   if (st) fprintf(stderr, "%s\n", kir_error(k[0])->msg);
   assert_int_equal(st, OT_OK);
   for (unsigned c = 0; c < cores; c++) {
