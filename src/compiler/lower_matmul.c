@@ -257,6 +257,9 @@ static void evacuate_dact_tiles(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t 
   const gemm *g = r->g;
   kir *k = r->k;
   ot_dtype xdt = elem_load_dtype(&g->dact_x);
+  /* y kept in 16 bits: the program's last instruction writes it rounded into the second staging
+  ** tile, and the store moves half the bytes */
+  bool y16 = esz(g->ydt) == 2;
   int64_t hs[2] = {(int64_t)g->N, 1};
   uint32_t ntiles = lower_ceil_div(ncols, r->NT), slot[DACT_UNITS];
   for (uint32_t i = 0; i < mc; i++) {
@@ -275,19 +278,22 @@ static void evacuate_dact_tiles(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t 
       ap[u][ELEM_X(0)] = kir_ap2(&r->xbuf[slot[i]], mp, ni * r->NT, nn, xdt);
       ap[u][ELEM_X(1)] = kir_ap2(&r->acc[(s0 + mi) * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
       ap[u][ELEM_Y(0)] = kir_ap2(&r->stage[slot[i]], mp, ni * r->NT, nn, OT_DT_FP32);
+      if (y16) ap[u][ELEM_Y(1)] = kir_ap2(&r->stage2[slot[i]], mp, ni * r->NT, nn, g->ydt);
       for (unsigned j = 0; j < r->dprog.n_tmp; j++) ap[u][ELEM_T(j)] = kir_ap2(&r->dtmp[t][j], mp, 0, nn, OT_DT_FP32);
     }
     for (unsigned s = 0; s < r->dprog.n_prog; s++) {
       elem_insn in = r->dprog.prog[s];
       bool reads_dy = in.a == ELEM_X(1) || ((in.kind == ELEM_TT || in.kind == ELEM_STT) && in.b == ELEM_X(1));
       if (reads_dy && in.kind != ELEM_ACT) in.eng = OT_ENG_VECTOR;
+      if (y16 && s + 1 == r->dprog.n_prog && in.dst == ELEM_Y(0)) in.dst = ELEM_Y(1); /* rounds as it writes */
       for (uint32_t u = 0; u < nu; u++) elem_insn_exec(k, u0 + u, ap[u], &in);
     }
   }
   for (uint32_t i = 0; i < mc; i++) {
     uint32_t mi = mi0 + i, hz[2] = {lower_min_u32(r->MT, mrows - mi * r->MT), ncols};
     kir_dma(k, kir_hbm_ap(&g->y, bt * g->y_bs + (m0 + (uint64_t)mi * r->MT) * g->N + n0, 2, hs, hz),
-            kir_ap2(&r->stage[slot[i]], hz[0], 0, ncols, OT_DT_FP32), OT_ENG_COUNT);
+            y16 ? kir_ap2(&r->stage2[slot[i]], hz[0], 0, ncols, g->ydt) : kir_ap2(&r->stage[slot[i]], hz[0], 0, ncols, OT_DT_FP32),
+            OT_ENG_COUNT);
   }
 }
 
@@ -458,6 +464,8 @@ static ot_status gemm_alloc(gemm_run *r) {
   for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * (g->dact ? 4 : esz(g->ydt)), &r->stage[i]);
   for (int i = 0; i < STAGE_BUFS && g->has_act_out; i++)
     kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz((ot_dtype)g->act_out.dtype), &r->stage2[i]);
+  for (int i = 0; i < STAGE_BUFS && g->dact && esz(g->ydt) == 2; i++)
+    kir_alloc(k, OT_MEM_SBUF, r->P, ncols * esz(g->ydt), &r->stage2[i]);
   if (g->has_bias)
     kir_alloc(k, OT_MEM_SBUF, r->P, (g->bias_rows ? lower_ceil_div(g->M, r->MT) : (uint32_t)g->N) * 4, &r->bias);
   if ((g->has_bias && g->act != OT_ACT_COPY) || g->has_resid)
