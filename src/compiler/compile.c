@@ -293,6 +293,13 @@ static void fuse_attention_views(lower_ctx *c, const uint32_t *uses) {
   for (uint32_t i = 0; i < g->n_node; i++) fuse_attention_split(c, uses, i);
 }
 
+/* A matmul whose result leaves PSUM as it is (no activation, bias, residual or second output
+** folded in, stored as computed): room for another epilogue. */
+static bool epilogue_plain(const lower_epilogue *e) {
+  return e->act == OT_ACT_COPY && e->act_out == OT_TID_NONE && e->residual == OT_TID_NONE && e->bias == OT_TID_NONE &&
+         e->dact < 0 && !e->y_t;
+}
+
 /* An activation's backward whose dy is a matmul's result read by nothing else (the MLP's
 ** down-projection dx in training): dy * act'(x) is computed as the result leaves PSUM, by the
 ** derivative program of the separate pass (lower_elem_pw.c) on the same fp32 values -- the same
@@ -307,10 +314,7 @@ static void fuse_act_backward(lower_ctx *c, const uint32_t *uses, uint32_t i) {
   ot_tid x = n->in[0], dy = n->in[1], y = n->out[0];
   int32_t p = g->t[dy].producer;
   if (p < 0 || c->fused_away[p] || g->node[p].op != OT_GOP_MATMUL) return;
-  const lower_epilogue *e = &c->epi[p];
-  if (e->act != OT_ACT_COPY || e->act_out != OT_TID_NONE || e->residual != OT_TID_NONE || e->bias != OT_TID_NONE ||
-      e->dact >= 0 || e->y_t)
-    return;
+  if (!epilogue_plain(&c->epi[p])) return;
   if (uses[dy] != 1 || g->t[dy].is_output || g->t[dy].dtype != OT_DT_FP32 || g->t[y].dtype != OT_DT_FP32) return;
   if (!same_shape(&g->t[dy], &g->t[y]) || !same_shape(&g->t[x], &g->t[y]) || g->t[x].producer >= p) return;
   if (g->t[g->node[p].in[1]].ndim > 2) return; /* batched b */
@@ -334,10 +338,7 @@ static void fuse_ce_statistics(lower_ctx *c, uint32_t i) {
   ot_tid x = n->in[0];
   int32_t p = g->t[x].producer;
   if (p < 0 || c->fused_away[p] || g->node[p].op != OT_GOP_MATMUL) return;
-  const lower_epilogue *e = &c->epi[p];
-  if (e->act != OT_ACT_COPY || e->act_out != OT_TID_NONE || e->residual != OT_TID_NONE || e->bias != OT_TID_NONE ||
-      e->dact >= 0 || e->y_t)
-    return;
+  if (!epilogue_plain(&c->epi[p])) return;
   if (g->t[x].ndim != 2 || g->t[x].dtype != OT_DT_FP32 || g->t[g->node[p].in[1]].ndim != 2) return;
   c->epi[p].ce_stats = true;
 }
