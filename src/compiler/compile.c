@@ -441,6 +441,7 @@ static int rounding_reader(const lower_ctx *c, const ot_gnode *n, uint32_t j, ot
     return j == 0 ? 1 : fused ? 2 : 0;                         /* folded, its dy is the GEMM's PSUM */
   if (fused) return (n->op == OT_GOP_GELU || n->op == OT_GOP_SILU) ? 2 : 0;
   if (((n->op == OT_GOP_MATMUL || n->op == OT_GOP_LINEAR) && j < 2) || attention_operand(c, n, j)) return 1;
+  if ((n->op == OT_GOP_CROSS_ENTROPY || n->op == OT_GOP_CROSS_ENTROPY_BWD) && j == 0) return 1; /* the logits */
   return row_sum(c, n) ? 2 : 0;
 }
 

@@ -38,7 +38,7 @@ typedef struct {
                                     ** of the logits (lower.h ce_stats); index < 0: none */
   uint32_t pn;
   kir_buf pb[CE_PAIR], wb[CE_PAIR];
-  ot_dtype ydt;
+  ot_dtype xdt, ydt;                /* the logits as kept (compile.c: 16 bits under a 16-bit matmul type) */
   bool bwd, gather;                 /* gather: the forward picks the target logits by indirect DMA */
   kir_buf io, xb[CE_NX], eb[CE_PAIR], tmp[CE_PAIR], st[CE_PAIR], outb[CE_PAIR], tot;
   uint32_t rot_x, rot_o;
@@ -53,7 +53,7 @@ typedef struct {
 /* Load columns [c0, c0+vc) of the tile's rows as fp32 into the next chunk buffer. */
 static void ce_load(ce_run *r, ce_tile *t, uint32_t c0, uint32_t vc) {
   t->xb = &r->xb[r->rot_x++ % CE_NX];
-  attn_load_rows(r->k, t->xb, 0, OT_DT_FP32, &r->x, (uint64_t)t->r0 * r->V + c0, t->nr, vc, r->V);
+  attn_load_rows(r->k, t->xb, 0, r->xdt, &r->x, (uint64_t)t->r0 * r->V + c0, t->nr, vc, r->V);
 }
 
 /* onehot = (iota + c0 == target) into the tile's tmp (GpSimd). */
@@ -101,12 +101,12 @@ static void ce_stats_chunk(ce_run *r, ce_tile *t, uint32_t nt, uint32_t c0, bool
   bool first = c0 == 0;
   for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
   for (uint32_t i = 0; i < nt; i++)
-    t[i].mcol = attn_online_chunk(k, t[i].st, t[i].mcol, first, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), t[i].nr,
+    t[i].mcol = attn_online_chunk(k, t[i].st, t[i].mcol, first, kir_ap2(t[i].xb, t[i].nr, 0, vc, r->xdt), t[i].nr,
                                   kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32));
   if (!pick || r->gather) return;
   for (uint32_t i = 0; i < nt; i++) { /* (onehot * x) summed by a ScalarE copy's red: exact */
     ot_ap oh = ce_onehot(r, &t[i], c0, vc), pch = attn_col(t[i].st, t[i].nr, first ? C_PICK : C_PCH);
-    kir_tt(k, OT_ENG_GPSIMD, oh, oh, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ALU_MUL);
+    kir_tt(k, OT_ENG_GPSIMD, oh, oh, kir_ap2(t[i].xb, t[i].nr, 0, vc, r->xdt), OT_ALU_MUL);
     kir_activate(k, OT_ENG_SCALAR, kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32), oh, OT_ACT_COPY, 1.0f, NULL, NULL, &pch);
     if (!first) {
       ot_ap pk = attn_col(t[i].st, t[i].nr, C_PICK);
@@ -182,7 +182,7 @@ static void ce_bwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
       for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
     for (uint32_t i = 0; i < nt; i++) {
       ot_ap nlse = attn_col(t[i].st, t[i].nr, C_NLSE), e = kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32);
-      kir_activate(k, OT_ENG_SCALAR, e, kir_ap2(t[i].xb, t[i].nr, 0, vc, OT_DT_FP32), OT_ACT_EXP, 1.0f, NULL, &nlse, NULL);
+      kir_activate(k, OT_ENG_SCALAR, e, kir_ap2(t[i].xb, t[i].nr, 0, vc, r->xdt), OT_ACT_EXP, 1.0f, NULL, &nlse, NULL);
     }
     for (uint32_t i = 0; i < nt; i++) {
       const kir_buf *st = t[i].st;
@@ -277,6 +277,7 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.x = c->hbm[n->in[0]];
   r.tgt = c->hbm[n->in[1]];
   r.y = c->hbm[n->out[0]];
+  r.xdt = (ot_dtype)r.x.dtype;
   r.ydt = (ot_dtype)c->hbm[n->out[0]].dtype; /* the gradient may be kept in the matmul type (compile.c) */
   if (bwd) r.dloss = c->hbm[n->in[2]];
   r.gather = kir_has_indirect_dma() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */

@@ -186,17 +186,27 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
 }
 
 /* ---- leaving PSUM: epilogue, cast, store ---------------------------------------------------- */
+/* The copy of a logits tile to the staging tile, on the VectorE and the ScalarE in turn. */
+static void ce_copy_out(gemm_run *r, ot_ap out, ot_ap cur) {
+  if (r->cp_rot++ % 2) kir_copy(r->k, OT_ENG_VECTOR, out, cur);
+  else kir_activate(r->k, OT_ENG_SCALAR, out, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+}
+
 /* Logits leaving PSUM (columns c0.. of rows m..): -max on the VectorE, sum exp(x - max) on the
 ** ScalarE (into the statistics), the copy to the staging tile on either, in turn, so that neither
-** falls behind the TensorE. */
+** falls behind the TensorE.  Logits kept in 16 bits (compile.c: the loss reads them as autocast's
+** does, the linear's 16-bit output upcast) have their statistics taken from the rounded copy, so
+** that the loss and its backward see the same values. */
 static void evacuate_ce(gemm_run *r, uint64_t m, uint32_t mp, uint64_t c0, uint32_t nn, ot_ap cur, ot_ap out) {
   kir *k = r->k;
   uint32_t base = (uint32_t)(m / r->MT) * 2 * r->cnch, j = (uint32_t)(c0 / r->NT);
   ot_ap nm = kir_ap2(&r->cst, mp, base + j, 1, OT_DT_FP32), l = kir_ap2(&r->cst, mp, base + r->cnch + j, 1, OT_DT_FP32);
-  kir_reduce(k, nm, cur, OT_ALU_MAX, 1, true);
-  kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->cjunk, mp, 0, nn, OT_DT_FP32), cur, OT_ACT_EXP, 1.0f, NULL, &nm, &l);
-  if (r->cp_rot++ % 2) kir_copy(k, OT_ENG_VECTOR, out, cur);
-  else kir_activate(k, OT_ENG_SCALAR, out, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+  bool rounded = out.dtype != OT_DT_FP32;
+  if (rounded) ce_copy_out(r, out, cur);
+  ot_ap x = rounded ? out : cur;
+  kir_reduce(k, nm, x, OT_ALU_MAX, 1, true);
+  kir_activate(k, OT_ENG_SCALAR, kir_ap2(&r->cjunk, mp, 0, nn, OT_DT_FP32), x, OT_ACT_EXP, 1.0f, NULL, &nm, &l);
+  if (!rounded) ce_copy_out(r, out, cur);
 }
 
 /* y = act(acc + bias) + residual, in fp32, rounded once into the staging tile: the VectorE adds,

@@ -25,6 +25,7 @@ void model_graph_opts_default(model_graph_opts *o, uint32_t batch, uint32_t seq,
   o->kind = kind;
   o->beta1 = 0.9f;
   o->beta2 = 0.95f;
+  o->logits_output = kind == MODEL_GRAPH_FORWARD;
 }
 
 #if defined(__GNUC__)
@@ -237,7 +238,7 @@ static ot_status mg_build_graph(mg_ctx *x, const model_graph_opts *o, ot_error *
   mg_declare_weights(x);
   ot_tid body = x->c->family == OT_MODEL_LLAMA ? llama_body(x) : gpt2_body(x);
   mg->logits = mg_lm_head(x, body);
-  ot_graph_output(x->g, mg->logits, "logits");
+  if (o->logits_output) ot_graph_output(x->g, mg->logits, "logits");
   if (o->kind >= MODEL_GRAPH_LOSS) {
     mg->targets = ot_graph_input(x->g, "targets", OT_DT_INT32, 1, &rows);
     mg->loss = ot_graph_cross_entropy(x->g, "loss", mg->logits, mg->targets);

@@ -1,7 +1,8 @@
 /* Model graphs: a GPT-2 or Llama configuration as a compiler graph (include/opentrn/graph.h).
 **
-** Forward of a batch [B, S] of int32 token ids ("ids") to logits [B*S, V] ("logits"); with a
-** loss, cross-entropy against int32 targets [B*S] ("targets") to "loss" [1]; with backward, every
+** Forward of a batch [B, S] of int32 token ids ("ids") to logits [B*S, V] ("logits", an output
+** of the forward kind, of the others on request: model_graph_opts.logits_output); with a loss,
+** cross-entropy against int32 targets [B*S] ("targets") to "loss" [1]; with backward, every
 ** weight's gradient "<weight>.grad"; with a training step, the clipping norm ("grad_norm") and
 ** one AdamW node per weight that updates the weight and its fp32 moments "<weight>.m",
 ** "<weight>.v" in place, from an fp32 input "hyper" [6] (graph_ops.def ADAMW).  Weights are graph
@@ -27,6 +28,11 @@ typedef struct {
   uint32_t batch, seq;
   model_graph_kind kind;
   float beta1, beta2;      /* AdamW (0.9, 0.95 by default) */
+  /* Name the logits a graph output, "logits" (default: the forward kind only).  A training step
+  ** reads only the loss; logits that are no output are kept in the 16-bit matmul type, as
+  ** autocast's linear returns them (compile.c storage_dtype), which halves the head's largest
+  ** HBM traffic.  Tests that compare the logits of a loss or gradient graph ask for them. */
+  bool logits_output;
 } model_graph_opts;
 
 typedef struct {

@@ -163,6 +163,8 @@ static void test_storage_types(void **state) {
     nt_expect_dtype(d, "h.0.attn.c_attn", low);         /* q, k, v: read by the attention (its loads round) */
     nt_expect_dtype(d, "h.0.attn.split_qkv.bwd.dx", low); /* dq, dk, dv: c_attn's gradients (and bias sum) */
     nt_expect_dtype(d, "h.0.attn.residual", OT_DT_FP32); /* read by ln_2 */
+    nt_expect_dtype(d, "lm_head", low);                 /* the logits (no graph output here): the loss reads
+                                                        ** them as autocast's linear returns them */
     ot_device_close(d);
     ot_program_free(p);
   }
