@@ -516,6 +516,33 @@ static ot_dtype storage_dtype(const lower_ctx *c, ot_tid t) {
   return mm;
 }
 
+/* The width of the column blocks t is kept in, or 0 (row-major).  The logits gradient [N, V] of a
+** cross_entropy backward, read only as the a operand of matmuls (lm_head's dx GEMM, [N, V] x
+** [V, D], and, through a folded transpose, its weight gradient): kept as V / w blocks of [N, w]
+** (w the loss's chunk of columns, the last block narrower), so that each chunk the backward
+** stores, all rows of w columns, is one contiguous range.  Its readers walk the vocabulary (the
+** dx GEMM split over k, the weight gradient by vocabulary rows) and start as the first chunks
+** land: kir orders accesses by byte ranges, and in row-major order the range of any rows' chunk
+** spans every later chunk of those rows. */
+static uint32_t column_block(const lower_ctx *c, ot_tid t) {
+  const ot_graph *g = c->g;
+  const ot_gtensor *x = &g->t[t];
+  if (x->is_output || x->ndim != 2 || x->producer < 0 || g->node[x->producer].op != OT_GOP_CROSS_ENTROPY_BWD) return 0;
+  uint32_t w = lower_ce_chunk_cols(c->chip, (uint32_t)x->shape[1]);
+  if ((int64_t)w >= x->shape[1]) return 0;
+  uint32_t readers = 0;
+  for (uint32_t i = 0; i < g->n_node; i++) {
+    const ot_gnode *n = &g->node[i];
+    for (uint32_t j = 0; j < n->n_in; j++) {
+      if (n->in[j] == OT_TID_NONE || alias_root(c, n->in[j]) != t) continue;
+      if (n->op == OT_GOP_TRANSPOSE && c->fused_away[i]) continue; /* its matmul reads t's bytes */
+      if (n->op != OT_GOP_MATMUL || j != 0 || c->fused_away[i] || g->t[n->in[0]].ndim != 2) return 0;
+      readers++;
+    }
+  }
+  return readers ? w : 0;
+}
+
 static ot_status place_tensors(lower_ctx *c) {
   const ot_graph *g = c->g;
   /* reshapes alias their input unless their output is a named graph output */
@@ -558,9 +585,17 @@ static ot_status place_tensors(lower_ctx *c) {
       snprintf(tnamed, sizeof tnamed, "%s^T", name);
       name = tnamed;
     }
+    char cnamed[344];
+    if ((c->col_block[r] = column_block(c, r))) { /* [N, V] held as column blocks of w: named so */
+      snprintf(cnamed, sizeof cnamed, "%s^C%u", name, c->col_block[r]);
+      name = cnamed;
+    }
     kir_tensor(c->k, name, storage_dtype(c, r), nd, shape, tensor_role(x), x->data, &c->hbm[r]);
   }
-  for (uint32_t t = 0; t < g->n_t; t++) c->hbm[t] = c->hbm[alias_root(c, (ot_tid)t)];
+  for (uint32_t t = 0; t < g->n_t; t++) {
+    c->hbm[t] = c->hbm[alias_root(c, (ot_tid)t)];
+    c->col_block[t] = c->col_block[alias_root(c, (ot_tid)t)];
+  }
   free(placed);
   return kir_status(c->k);
 }
@@ -585,6 +620,7 @@ static void ctx_free(lower_ctx *c) {
   free(c->epi);
   free(c->a_transposed);
   free(c->hbm_alias);
+  free(c->col_block);
 }
 
 static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, const ot_compile_options *opt) {
@@ -598,7 +634,8 @@ static ot_status ctx_init(lower_ctx *c, const ot_graph *g, const ot_chip *chip, 
   c->fused_away = calloc(nn, sizeof *c->fused_away);
   c->epi = calloc(nn, sizeof *c->epi);
   c->a_transposed = calloc(nn, sizeof *c->a_transposed);
-  if (!c->hbm || !c->hbm_alias || !c->fused_away || !c->epi || !c->a_transposed) return OT_ENOMEM;
+  c->col_block = calloc(nt, sizeof *c->col_block);
+  if (!c->hbm || !c->hbm_alias || !c->fused_away || !c->epi || !c->a_transposed || !c->col_block) return OT_ENOMEM;
   for (size_t t = 0; t < nt; t++) c->hbm_alias[t] = OT_TID_NONE;
   for (size_t i = 0; i < nn; i++) {
     c->epi[i].act = OT_ACT_COPY;

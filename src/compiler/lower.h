@@ -54,6 +54,7 @@ typedef struct {
   lower_epilogue *epi;     /* per node: epilogue folded into this node */
   bool *a_transposed;      /* per matmul node: input a is the (fused) transpose's input, [.., K, M] */
   ot_tid *hbm_alias;       /* per tensor: shares the HBM bytes of another tensor, or OT_TID_NONE */
+  uint32_t *col_block;     /* per tensor: kept in column blocks of this width (compile.c column_block), or 0 */
   /* Placement hooks (lower_graph_into; NULL/empty for ot_compile): */
   const char *name_suffix; /* appended to the program names of input and value tensors ("@c3") */
   const kir_hbm *preplaced;/* per tensor: index >= 0 = already in the program (shared), not placed again */
@@ -90,6 +91,8 @@ ot_status lower_linear(lower_ctx *c, const ot_gnode *n);
 void lower_fuse_linear_chain(lower_ctx *c, const uint32_t *uses);
 /* Whether graph tensor t (an HBM alias root) is stored transposed by lower_fuse_linear_chain. */
 bool lower_stores_transposed(const lower_ctx *c, ot_tid t);
+/* Columns per chunk of a cross_entropy (and its backward) over V classes on chip (lower_attn_ce.c). */
+uint32_t lower_ce_chunk_cols(const ot_chip *chip, uint32_t V);
 
 /* compile.c's pipeline on a caller's kir (ot_compile uses it with po = NULL; compile_dp.c once
 ** per core): fuse, check every node has a lowering, place the graph's tensors in HBM, lower every

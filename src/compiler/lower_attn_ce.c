@@ -24,6 +24,7 @@
 #define CE_CHUNK 2048u /* columns per chunk (8 KiB fp32 per partition), capped by the chip's free size */
 #define CE_PAIR 2u   /* row tiles processed together, chunk stages interleaved */
 #define CE_NX 4u     /* logits chunk buffers */
+#define CE_COLS_TILES 64u /* row tiles (of 128) up to which the backward walks columns outer */
 
 /* stats columns beyond attention's online-softmax ones (ST_*, scale 1) */
 enum { C_TGTI = ST_COLS, C_TGT, C_PICK, C_PCH, C_LG, C_LOSS, C_G, C_ONE, C_IDX, C_IDXI, C_NLSE, C_TC, C_COLS };
@@ -40,7 +41,10 @@ typedef struct {
   kir_buf pb[CE_PAIR], wb[CE_PAIR];
   ot_dtype xdt, ydt;                /* the logits as kept (compile.c: 16 bits under a 16-bit matmul type) */
   bool bwd, gather;                 /* gather: the forward picks the target logits by indirect DMA */
-  kir_buf io, xb[CE_NX], eb[CE_PAIR], tmp[CE_PAIR], st[CE_PAIR], outb[CE_PAIR], tot;
+  kir_buf io, xb[CE_NX], eb[CE_PAIR], tmp[CE_PAIR], st[CE_COLS_TILES], outb[CE_PAIR], tot;
+  uint32_t nst;                     /* statistics buffers: CE_PAIR, or every row tile (columns outer) */
+  bool cols;                        /* backward, columns outer (ce_bwd_columns) */
+  bool yblk;                        /* backward: y kept in column blocks of VC */
   uint32_t rot_x, rot_o;
 } ce_run;
 
@@ -162,6 +166,38 @@ static void ce_fwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
   }
 }
 
+/* nlse = -m - ln l of the tile's rows. */
+static void ce_nlse(ce_run *r, const ce_tile *t) {
+  const kir_buf *st = t->st;
+  uint32_t nr = t->nr;
+  kir_activate(r->k, OT_ENG_SCALAR, attn_col(st, nr, C_LG), attn_col(st, nr, ST_L), OT_ACT_LOG, 1.0f, NULL, NULL, NULL);
+  kir_tt(r->k, OT_ENG_VECTOR, attn_col(st, nr, C_NLSE), attn_col(st, nr, t->mcol), attn_col(st, nr, C_LG), OT_ALU_SUB);
+}
+
+/* p = exp(x - m - ln l) of the tile's chunk (loaded in t->xb) into t->eb, on the ScalarE. */
+static void ce_grad_exp(ce_run *r, const ce_tile *t, uint32_t vc) {
+  ot_ap nlse = attn_col(t->st, t->nr, C_NLSE), e = kir_ap2(t->eb, t->nr, 0, vc, OT_DT_FP32);
+  kir_activate(r->k, OT_ENG_SCALAR, e, kir_ap2(t->xb, t->nr, 0, vc, r->xdt), OT_ACT_EXP, 1.0f, NULL, &nlse, NULL);
+}
+
+/* The chunk's gradient p g - onehot g (onehot g on the GpSimd, the rest in one VectorE pass
+** writing the output type), stored. */
+static void ce_grad_store(ce_run *r, const ce_tile *t, uint32_t c0, uint32_t vc) {
+  kir *k = r->k;
+  const kir_buf *st = t->st;
+  uint32_t nr = t->nr;
+  ot_ap g = attn_col(st, nr, C_G), tc = attn_col(st, nr, C_TC), e = kir_ap2(t->eb, nr, 0, vc, OT_DT_FP32);
+  ot_ap ohg = kir_ap2(t->tmp, nr, 0, vc, OT_DT_FP32);
+  kir_ts(k, OT_ENG_GPSIMD, tc, attn_col(st, nr, C_TGT), OT_ALU_SUB, (float)c0, NULL, OT_ALU_BYPASS, 0.0f, NULL);
+  kir_ts(k, OT_ENG_GPSIMD, ohg, kir_ap2(&r->io, nr, 0, vc, OT_DT_FP32), OT_ALU_EQ, 0.0f, &tc, OT_ALU_MUL, 0.0f, &g);
+  const kir_buf *ob = &r->outb[r->rot_o++ % CE_PAIR];
+  kir_stt(k, kir_ap2(ob, nr, 0, vc, r->ydt), e, OT_ALU_MUL, 0.0f, &g, OT_ALU_SUB, ohg);
+  if (r->yblk) /* kept in column blocks of VC (compile.c column_block): the chunk is block c0 / VC */
+    attn_store_rows(k, &r->y, (uint64_t)c0 * r->N + (uint64_t)t->r0 * vc, vc, ob, 0, r->ydt, nr, vc);
+  else
+    attn_store_rows(k, &r->y, (uint64_t)t->r0 * r->V + c0, r->V, ob, 0, r->ydt, nr, vc);
+}
+
 /* Backward: pass 1 (statistics; loaded instead when the forward saved them), pass 2 (gradient
 ** chunks: p g - onehot g, with p = exp(x - m - ln l) straight from the ScalarE; onehot g from
 ** the GpSimd, the rest in one VectorE pass writing the output type). */
@@ -170,30 +206,36 @@ static void ce_bwd_tiles(ce_run *r, ce_tile *t, uint32_t nt) {
   for (uint32_t i = 0; i < nt; i++) ce_tile_setup(r, &t[i]);
   for (uint32_t i = 0; i < nt && r->has_saved; i++) ce_stats_io(r, &t[i], true);
   for (uint32_t c0 = 0; c0 < r->V && !kir_status(k) && !r->has_saved; c0 += r->VC) ce_stats_chunk(r, t, nt, c0, false);
-  for (uint32_t i = 0; i < nt; i++) { /* nlse = -m - ln l */
-    const kir_buf *st = t[i].st;
-    uint32_t nr = t[i].nr;
-    kir_activate(k, OT_ENG_SCALAR, attn_col(st, nr, C_LG), attn_col(st, nr, ST_L), OT_ACT_LOG, 1.0f, NULL, NULL, NULL);
-    kir_tt(k, OT_ENG_VECTOR, attn_col(st, nr, C_NLSE), attn_col(st, nr, t[i].mcol), attn_col(st, nr, C_LG), OT_ALU_SUB);
-  }
+  for (uint32_t i = 0; i < nt; i++) ce_nlse(r, &t[i]);
   for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) {
     uint32_t vc = lower_min_u32(r->VC, r->V - c0);
     if (r->nch > 1 || r->has_saved)
       for (uint32_t i = 0; i < nt; i++) ce_load(r, &t[i], c0, vc);
-    for (uint32_t i = 0; i < nt; i++) {
-      ot_ap nlse = attn_col(t[i].st, t[i].nr, C_NLSE), e = kir_ap2(t[i].eb, t[i].nr, 0, vc, OT_DT_FP32);
-      kir_activate(k, OT_ENG_SCALAR, e, kir_ap2(t[i].xb, t[i].nr, 0, vc, r->xdt), OT_ACT_EXP, 1.0f, NULL, &nlse, NULL);
-    }
-    for (uint32_t i = 0; i < nt; i++) {
-      const kir_buf *st = t[i].st;
-      uint32_t nr = t[i].nr;
-      ot_ap g = attn_col(st, nr, C_G), tc = attn_col(st, nr, C_TC), e = kir_ap2(t[i].eb, nr, 0, vc, OT_DT_FP32);
-      ot_ap ohg = kir_ap2(t[i].tmp, nr, 0, vc, OT_DT_FP32);
-      kir_ts(k, OT_ENG_GPSIMD, tc, attn_col(st, nr, C_TGT), OT_ALU_SUB, (float)c0, NULL, OT_ALU_BYPASS, 0.0f, NULL);
-      kir_ts(k, OT_ENG_GPSIMD, ohg, kir_ap2(&r->io, nr, 0, vc, OT_DT_FP32), OT_ALU_EQ, 0.0f, &tc, OT_ALU_MUL, 0.0f, &g);
-      const kir_buf *ob = &r->outb[r->rot_o++ % CE_PAIR];
-      kir_stt(k, kir_ap2(ob, nr, 0, vc, r->ydt), e, OT_ALU_MUL, 0.0f, &g, OT_ALU_SUB, ohg);
-      attn_store_rows(k, &r->y, (uint64_t)t[i].r0 * r->V + c0, r->V, ob, 0, r->ydt, nr, vc);
+    for (uint32_t i = 0; i < nt; i++) ce_grad_exp(r, &t[i], vc);
+    for (uint32_t i = 0; i < nt; i++) ce_grad_store(r, &t[i], c0, vc);
+  }
+}
+
+/* Backward with the statistics saved, columns outer: every row tile's statistics first, then
+** each chunk of columns across all the row tiles, so that the gradient's readers, which walk the
+** vocabulary (lm_head's dx GEMM split over k, its weight gradient by blocks of vocabulary rows),
+** start on its first columns rather than after its last rows. */
+static void ce_bwd_columns(ce_run *r, ce_tile *t, uint32_t nt) {
+  kir *k = r->k;
+  for (uint32_t i = 0; i < nt; i++) {
+    ce_tile_setup(r, &t[i]);
+    ce_stats_io(r, &t[i], true);
+    ce_nlse(r, &t[i]);
+  }
+  uint32_t step = 0;
+  for (uint32_t c0 = 0; c0 < r->V && !kir_status(k); c0 += r->VC) {
+    uint32_t vc = lower_min_u32(r->VC, r->V - c0);
+    for (uint32_t i = 0; i < nt; i++, step++) {
+      t[i].eb = &r->eb[step % CE_PAIR];
+      t[i].tmp = &r->tmp[step % CE_PAIR];
+      ce_load(r, &t[i], c0, vc);
+      ce_grad_exp(r, &t[i], vc);
+      ce_grad_store(r, &t[i], c0, vc);
     }
   }
 }
@@ -205,13 +247,13 @@ static ot_status ce_alloc(ce_run *r) {
     kir_alloc(k, OT_MEM_SBUF, r->P, r->pn * 4, &r->wb[i]);
   }
   kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->io);
-  for (uint32_t i = 0; i < CE_NX; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->xb[i]);
+  for (uint32_t i = 0; i < CE_NX; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * attn_esz(r->xdt), &r->xb[i]);
   for (uint32_t i = 0; i < CE_PAIR; i++) {
     kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->eb[i]);
     kir_alloc(k, OT_MEM_SBUF, r->P, r->VC * 4, &r->tmp[i]);
-    kir_alloc(k, OT_MEM_SBUF, r->P, C_COLS * 4, &r->st[i]);
     kir_alloc(k, OT_MEM_SBUF, r->P, r->bwd ? r->VC * attn_esz(r->ydt) : 4, &r->outb[i]);
   }
+  for (uint32_t i = 0; i < r->nst; i++) kir_alloc(k, OT_MEM_SBUF, r->P, C_COLS * 4, &r->st[i]);
   if (!r->bwd) kir_alloc(k, OT_MEM_PSUM, 1, 4, &r->tot);
   return kir_status(k);
 }
@@ -223,16 +265,16 @@ static void ce_release(ce_run *r) {
   for (uint32_t i = 0; i < CE_PAIR; i++) {
     kir_release(r->k, &r->eb[i]);
     kir_release(r->k, &r->tmp[i]);
-    kir_release(r->k, &r->st[i]);
     kir_release(r->k, &r->outb[i]);
     kir_release(r->k, &r->pb[i]);
     kir_release(r->k, &r->wb[i]);
   }
+  for (uint32_t i = 0; i < r->nst; i++) kir_release(r->k, &r->st[i]);
 }
 
 /* Columns per chunk: CE_CHUNK, at most the smallest per-instruction free size (SBUF) of the
 ** engines a chunk passes through, and at most V. */
-static uint32_t ce_chunk_cols(const ot_chip *chip, uint32_t V) {
+uint32_t lower_ce_chunk_cols(const ot_chip *chip, uint32_t V) {
   static const ot_engine used[3] = {OT_ENG_VECTOR, OT_ENG_SCALAR, OT_ENG_GPSIMD};
   uint32_t vc = lower_min_u32(CE_CHUNK, V ? V : 1);
   for (uint32_t i = 0; i < 3; i++) vc = lower_min_u32(vc, chip->eng[used[i]].free_max_sbuf);
@@ -272,7 +314,7 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.N = (uint32_t)lg->shape[0];
   r.V = (uint32_t)lg->shape[1];
   r.P = c->chip->sbuf.partitions;
-  r.VC = ce_chunk_cols(c->chip, r.V);
+  r.VC = lower_ce_chunk_cols(c->chip, r.V);
   r.nch = lower_ceil_div(r.V, r.VC);
   r.x = c->hbm[n->in[0]];
   r.tgt = c->hbm[n->in[1]];
@@ -280,6 +322,11 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   r.xdt = (ot_dtype)r.x.dtype;
   r.ydt = (ot_dtype)c->hbm[n->out[0]].dtype; /* the gradient may be kept in the matmul type (compile.c) */
   if (bwd) r.dloss = c->hbm[n->in[2]];
+  uint32_t blk = bwd && c->col_block ? c->col_block[n->out[0]] : 0;
+  if (blk && blk != r.VC)
+    return kir_fail(c->k, OT_EINVAL, "cross_entropy_bwd '%s': gradient kept in column blocks of %u, chunks of %u", n->name, blk,
+                    r.VC);
+  r.yblk = blk != 0;
   r.gather = kir_has_indirect_dma() && (uint64_t)r.P * r.V < (1u << 24); /* indirect DMA; exact index */
   r.part.index = -1;
   int32_t p = c->g->t[n->in[0]].producer;
@@ -290,23 +337,28 @@ static ot_status ce_lower(lower_ctx *c, const ot_gnode *n, bool bwd) {
   if (ce_saved_stats(c, n, &r)) return kir_status(c->k);
   if (r.N == 0 || r.V == 0)
     return kir_fail(c->k, OT_EUNSUPPORTED, "cross_entropy of logits [%u, %u]: supported are N >= 1 and V >= 1", r.N, r.V);
+  uint32_t tiles = lower_ceil_div(r.N, r.P);
+  r.cols = bwd && r.has_saved && tiles <= CE_COLS_TILES;
+  r.nst = r.cols ? tiles : CE_PAIR;
   if (ce_alloc(&r)) { ce_release(&r); return kir_status(c->k); }
   int32_t steps[4] = {1, 0, 0, 0};
   kir_iota(c->k, kir_ap2(&r.io, r.P, 0, r.VC, OT_DT_FP32), 0, 0, steps);
-  for (uint32_t i = 0; i < CE_PAIR; i++) kir_memset(c->k, OT_ENG_GPSIMD, attn_col(&r.st[i], r.P, C_ONE), 1.0f);
-  for (uint32_t r0 = 0; r0 < r.N && !kir_status(c->k); r0 += CE_PAIR * r.P) {
-    ce_tile t[CE_PAIR];
+  for (uint32_t i = 0; i < CE_PAIR && !bwd; i++) kir_memset(c->k, OT_ENG_GPSIMD, attn_col(&r.st[i], r.P, C_ONE), 1.0f);
+  uint32_t per = r.cols ? tiles : CE_PAIR;
+  for (uint32_t r0 = 0; r0 < r.N && !kir_status(c->k); r0 += per * r.P) {
+    ce_tile t[CE_COLS_TILES];
     uint32_t nt = 0;
-    for (uint32_t i = 0; i < CE_PAIR && r0 + i * r.P < r.N; i++, nt++) {
+    for (uint32_t i = 0; i < per && r0 + i * r.P < r.N; i++, nt++) {
       memset(&t[i], 0, sizeof t[i]);
       t[i].r0 = r0 + i * r.P;
       t[i].nr = lower_min_u32(r.P, r.N - t[i].r0);
       t[i].mcol = ST_M0;
       t[i].st = &r.st[i];
-      t[i].eb = &r.eb[i];
-      t[i].tmp = &r.tmp[i];
+      t[i].eb = &r.eb[i % CE_PAIR];
+      t[i].tmp = &r.tmp[i % CE_PAIR];
     }
-    if (bwd) ce_bwd_tiles(&r, t, nt);
+    if (r.cols) ce_bwd_columns(&r, t, nt);
+    else if (bwd) ce_bwd_tiles(&r, t, nt);
     else ce_fwd_tiles(&r, t, nt);
   }
   if (!bwd) { /* mean over rows, leaving PSUM */

@@ -32,6 +32,9 @@
 #define B_ALL_BUDGET (40u * 1024u)    /* bytes per partition of all of B, kept on chip (b_all) */
 #define B_ALL_MT 2                    /* m-tiles per m-block in b_all */
 #define CE_STATS_BUDGET (24u * 1024u) /* bytes per partition of a cross-entropy's partial statistics */
+#define KS_ACC_BUDGET (64u * 1024u)   /* ksplit: bytes per partition of C in fp32 */
+#define KS_B_BUDGET (24u * 1024u)     /* ksplit: bytes per partition of one k-block of B (two are kept) */
+#define KS_MIN_KT 8u                  /* ksplit: the fewest k-tiles per k-block worth it */
 
 typedef struct {
   uint32_t batches;
@@ -39,6 +42,7 @@ typedef struct {
   kir_hbm a, b, y, bias, resid;
   uint64_t a_bs, b_bs, y_bs;         /* batch strides in elements (b_bs 0: shared) */
   bool a_km, b_nk, has_bias, has_resid;
+  uint32_t a_cb;                     /* A's stored rows kept in column blocks of this width (lower.h col_block), or 0 */
   bool bias_rows;                    /* the bias is per row of y (y^T computed: one per output partition) */
   int act;
   bool has_act_out;                  /* also act2(y) into act_out, from y as stored */
@@ -61,6 +65,9 @@ typedef struct {
   bool stream_a;                     /* A^T does not fit: streamed with B, k-chunk by k-chunk */
   bool b_res;                        /* B slices resident, all of A^T resident: each read once */
   bool b_all;                        /* all of B resident, m-blocks outside (A^T double-buffered) */
+  bool ksplit;                       /* A streamed, k-blocks outside (gemm_ksplit): C summed in SBUF */
+  uint32_t kb, k_lo, k_hi;           /* k-tiles per k-block; the k-tiles gemm_block sums now */
+  kir_buf cacc;                      /* ksplit: C in fp32, [m-tile][N] per partition */
   kir_buf bres[2], at2;
   kir_buf as[B_BUFS];
   kir_buf acc[8], tp[2];             /* PSUM accumulators, transpose blocks */
@@ -115,6 +122,29 @@ static void transpose_blocks(gemm_run *r, const kir_buf *src, uint32_t np, uint3
 }
 
 /* ---- A^T of one m-block, k-tiles kt0 .. kt0+kcn: dst[kp, (kt - kt0) * mcols + m] ---------- */
+/* Columns [c0, c0 + n) of A's stored rows as far as the end of c0's column block (g->a_cb). */
+static uint32_t a_piece(const gemm *g, uint64_t c0, uint32_t n) {
+  if (!g->a_cb) return n;
+  uint64_t end = (c0 / g->a_cb + 1) * g->a_cb;
+  return c0 + n <= end ? n : (uint32_t)(end - c0);
+}
+
+/* Stored rows [r0, r0 + nr) x columns [c0, c0 + nc) of A ([rows, cols], row-major or in column
+** blocks: block b holds columns b * cb .. of every row, rows of min(cb, cols - b * cb)), the
+** columns within one block. */
+static ot_ap a_hbm(const gemm *g, uint64_t base, uint64_t rows, uint64_t cols, uint64_t r0, uint32_t nr, uint64_t c0,
+                   uint32_t nc) {
+  uint64_t w = cols, off = r0 * cols + c0;
+  if (g->a_cb) {
+    uint64_t b = c0 / g->a_cb;
+    w = cols - b * g->a_cb < g->a_cb ? cols - b * g->a_cb : g->a_cb;
+    off = b * g->a_cb * rows + r0 * w + (c0 - b * g->a_cb);
+  }
+  int64_t hs[2] = {(int64_t)w, 1};
+  uint32_t hz[2] = {nr, nc};
+  return kir_hbm_ap(&g->a, base + off, 2, hs, hz);
+}
+
 static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, uint32_t mrows, uint32_t mcols,
                     uint32_t kt0, uint32_t kcn) {
   const gemm *g = r->g;
@@ -122,10 +152,11 @@ static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, u
   if (g->a_km) { /* a is [K, M]: k-tile rows are contiguous runs of m */
     for (uint32_t kt = kt0; kt < kt0 + kcn; kt++) {
       uint32_t kp = lower_min_u32(r->P, (uint32_t)(g->K - (uint64_t)kt * r->P));
-      int64_t hs[2] = {(int64_t)g->M, 1};
-      uint32_t hz[2] = {kp, mrows};
-      kir_dma(r->k, kir_ap2(dst, kp, (kt - kt0) * mcols, mrows, g->mm),
-              kir_hbm_ap(&g->a, base + (uint64_t)kt * r->P * g->M + m0, 2, hs, hz), OT_ENG_COUNT);
+      for (uint32_t c = 0, n; c < mrows; c += n) {
+        n = a_piece(g, m0 + c, mrows - c);
+        kir_dma(r->k, kir_ap2(dst, kp, (kt - kt0) * mcols + c, n, g->mm), a_hbm(g, base, g->K, g->M, (uint64_t)kt * r->P, kp, m0 + c, n),
+                OT_ENG_COUNT);
+      }
     }
     return;
   }
@@ -133,11 +164,12 @@ static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, u
   uint32_t kcols = lower_min_u32(kcn * r->P, (uint32_t)(g->K - (uint64_t)kt0 * r->P));
   for (uint32_t mi = 0; mi * r->MT < mrows; mi++) {
     uint32_t mp = lower_min_u32(r->MT, mrows - mi * r->MT);
-    int64_t hs[2] = {(int64_t)g->K, 1};
-    uint32_t hz[2] = {mp, kcols};
     const kir_buf *nat = &r->anat[r->nat_rot++ % r->nat_n];
-    kir_dma(r->k, kir_ap2(nat, mp, 0, kcols, g->mm),
-            kir_hbm_ap(&g->a, base + (m0 + (uint64_t)mi * r->MT) * g->K + (uint64_t)kt0 * r->P, 2, hs, hz), OT_ENG_COUNT);
+    for (uint32_t c = 0, n; c < kcols; c += n) {
+      n = a_piece(g, (uint64_t)kt0 * r->P + c, kcols - c);
+      kir_dma(r->k, kir_ap2(nat, mp, c, n, g->mm), a_hbm(g, base, g->M, g->K, m0 + (uint64_t)mi * r->MT, mp, (uint64_t)kt0 * r->P + c, n),
+              OT_ENG_COUNT);
+    }
     transpose_blocks(r, nat, mp, 0, kcols, dst, mi * r->MT, mcols);
   }
 }
@@ -257,6 +289,29 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
             kir_ap2(&r->stage2[slot], mp, 0, ncols, (ot_dtype)g->act_out.dtype), OT_ENG_COUNT);
 }
 
+/* ksplit: one k-block's sums of an m-tile leave PSUM into C in SBUF (copied by the first k-block,
+** added by the others, in k order); the last k-block's add writes y's type into the staging tile,
+** which is stored. */
+static void evacuate_ksplit(gemm_run *r, uint64_t m, uint32_t mp, uint32_t ncols, uint32_t mi) {
+  const gemm *g = r->g;
+  kir *k = r->k;
+  bool first = r->k_lo == 0, last = r->k_hi == r->KT;
+  const kir_buf *st = &r->stage[r->st_rot++ % STAGE_BUFS];
+  uint32_t row = (uint32_t)(m / r->MT) * ncols;
+  for (uint32_t ni = 0; ni * r->NT < ncols; ni++) {
+    uint32_t nn = lower_min_u32(r->NT, ncols - ni * r->NT);
+    ot_ap cur = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
+    ot_ap c = kir_ap2(&r->cacc, mp, row + ni * r->NT, nn, OT_DT_FP32);
+    if (first && !last) kir_activate(k, OT_ENG_SCALAR, c, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+    else if (first) kir_activate(k, OT_ENG_SCALAR, kir_ap2(st, mp, ni * r->NT, nn, g->ydt), cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+    else kir_tt(k, OT_ENG_VECTOR, last ? kir_ap2(st, mp, ni * r->NT, nn, g->ydt) : c, c, cur, OT_ALU_ADD);
+  }
+  if (!last) return;
+  int64_t hs[2] = {(int64_t)g->N, 1};
+  uint32_t hz[2] = {mp, ncols};
+  kir_dma(k, kir_hbm_ap(&g->y, m * g->N, 2, hs, hz), kir_ap2(st, mp, 0, ncols, g->ydt), OT_ENG_COUNT);
+}
+
 /* y = dy * act'(x) for the m-tiles of one block, dy the accumulators: the activation backward's
 ** own program (lower_elem_pw.c), its instructions interleaved over DACT_UNITS / 2 [m-tile, bank]
 ** tiles at a time so that one engine works on a tile while another finishes the previous one.
@@ -349,8 +404,8 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
   const gemm *g = r->g;
   uint32_t mtiles = lower_ceil_div(mrows, r->MT);
   uint32_t s0 = (r->set_rot++ % r->nsets) * r->mt_blk; /* the set's first bank, in m-tiles */
-  for (uint32_t kt0 = 0; kt0 < r->KT; kt0 += r->kc) {
-    uint32_t kcn = lower_min_u32(r->kc, r->KT - kt0);
+  for (uint32_t kt0 = r->k_lo; kt0 < r->k_hi; kt0 += r->kc) {
+    uint32_t kcn = lower_min_u32(r->kc, r->k_hi - kt0);
     kview av = a ? *a : (kview){&r->as[r->nb_rot % B_BUFS], mcols, 0, kt0};
     kview bv = b ? *b : (kview){&r->b[r->nb_rot % B_BUFS], ncols, 0, kt0};
     r->nb_rot++;
@@ -366,8 +421,8 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
           uint32_t nn = lower_min_u32(r->NT, ncols - ni * r->NT);
           ot_ap mov = kir_ap2(bv.buf, kp, (kt - bv.kt_base) * bv.stride + bv.col0 + ni * r->NT, nn, g->mm);
           ot_ap dst = kir_ap2(&r->acc[(s0 + mi) * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
-          if (ni == 0) kir_matmul(r->k, dst, stat, mov, kt > 0);
-          else kir_matmul_moving(r->k, dst, mov, kt > 0); /* same stationary: MultiplyMoving only */
+          if (ni == 0) kir_matmul(r->k, dst, stat, mov, kt > r->k_lo);
+          else kir_matmul_moving(r->k, dst, mov, kt > r->k_lo); /* same stationary: MultiplyMoving only */
         }
       }
     }
@@ -376,11 +431,30 @@ static void gemm_block(gemm_run *r, uint32_t bt, uint64_t m0, uint32_t mrows, ui
     evacuate_dact(r, bt, m0, mrows, n0, ncols, s0);
     return;
   }
-  for (uint32_t mi = 0; mi < mtiles; mi++)
+  for (uint32_t mi = 0; mi < mtiles && r->ksplit; mi++)
+    evacuate_ksplit(r, m0 + (uint64_t)mi * r->MT, lower_min_u32(r->MT, mrows - mi * r->MT), ncols, s0 + mi);
+  for (uint32_t mi = 0; mi < mtiles && !r->ksplit; mi++)
     evacuate(r, bt, m0 + (uint64_t)mi * r->MT, lower_min_u32(r->MT, mrows - mi * r->MT), n0, ncols, s0 + mi);
 }
 
 /* ---- planning and buffers ------------------------------------------------------------------- */
+/* A streamed (its m-block's A^T over all of K does not fit) re-reads all of B for every m-block:
+** lm_head's dx GEMM of GPT-2 124M (dlogits [2048, 50257] x W [50257, 768] per core) read W's
+** 77 MB 5.3 times.  Where C fits in SBUF in fp32 and one n-block spans N, split K instead:
+** k-blocks outside, each k-block of B loaded once (two alternate), every m-block inside, its sums
+** over the k-block added into C (fp32, in k order: the sum rounds once more per k-block than
+** PSUM's alone).  Only for a plain epilogue (a cast): the matmul's gradient GEMMs. */
+static void gemm_plan_ksplit(gemm_run *r, uint32_t mtiles) {
+  const gemm *g = r->g;
+  bool plain = !g->has_bias && !g->has_resid && g->act == OT_ACT_COPY && !g->has_act_out && !g->dact && !g->ce_stats;
+  uint64_t acc = (uint64_t)mtiles * g->N * 4, kb = KS_B_BUDGET / (g->N * esz(g->mm));
+  if (!r->stream_a || !plain || g->batches != 1 || mtiles <= r->mt_blk || g->N > (uint64_t)r->nt_blk * r->NT ||
+      acc > KS_ACC_BUDGET || kb < KS_MIN_KT || r->KT <= kb)
+    return;
+  r->ksplit = true;
+  r->kb = (uint32_t)kb;
+}
+
 static ot_status gemm_plan(gemm_run *r) {
   const gemm *g = r->g;
   const ot_chip *chip = kir_chip(r->k);
@@ -445,6 +519,9 @@ static ot_status gemm_plan(gemm_run *r) {
     r->mt_blk = B_ALL_MT;
     r->nsets = lower_min_u32(banks / B_ALL_MT, 8 / B_ALL_MT);
   }
+  gemm_plan_ksplit(r, mtiles);
+  r->k_lo = 0;
+  r->k_hi = r->KT;
   uint32_t ncols = lower_min_u32(r->nt_blk * r->NT, (uint32_t)g->N);
   uint32_t mcols = lower_min_u32(r->mt_blk * r->MT, (uint32_t)g->M);
   uint32_t widest = r->stream_a && mcols > ncols ? mcols : ncols;
@@ -469,7 +546,11 @@ static ot_status gemm_alloc(gemm_run *r) {
   }
   if (r->b_res)
     for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->KT * ncols * esz(g->mm), &r->bres[i]);
-  for (int i = 0; i < B_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
+  if (r->ksplit) {
+    for (int i = 0; i < 2; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kb * ncols * esz(g->mm), &r->bres[i]);
+    kir_alloc(k, OT_MEM_SBUF, r->P, lower_ceil_div(g->M, r->MT) * (uint32_t)g->N * 4, &r->cacc);
+  }
+  for (int i = 0; i < B_BUFS && !r->ksplit; i++) kir_alloc(k, OT_MEM_SBUF, r->P, r->kc * ncols * esz(g->mm), &r->b[i]);
   /* (a dact epilogue's program works in fp32 there, y doubling as a temporary; the store rounds) */
   for (int i = 0; i < STAGE_BUFS; i++) kir_alloc(k, OT_MEM_SBUF, r->P, ncols * (g->dact ? 4 : esz(g->ydt)), &r->stage[i]);
   for (int i = 0; i < STAGE_BUFS && g->has_act_out; i++)
@@ -507,7 +588,8 @@ static ot_status gemm_alloc(gemm_run *r) {
 /* Every buffer of the run (SBUF and PSUM), allocated or not; returns how many. */
 static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   unsigned n = 0;
-  kir_buf *one[] = {&r->at, &r->at2, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1], &r->cst, &r->cjunk};
+  kir_buf *one[] = {&r->at, &r->at2, &r->bias, &r->tmp, &r->tp[0], &r->tp[1], &r->bres[0], &r->bres[1], &r->cst, &r->cjunk,
+                    &r->cacc};
   for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) all[n++] = one[i];
   for (int i = 0; i < 8; i++) all[n++] = &r->acc[i];
   for (int i = 0; i < B_BUFS; i++) { all[n++] = &r->as[i]; all[n++] = &r->b[i]; }
@@ -518,7 +600,7 @@ static unsigned gemm_bufs(gemm_run *r, kir_buf **all) {
   for (int i = 0; i < DACT_UNITS; i++) { all[n++] = &r->dtmp[i][0]; all[n++] = &r->dtmp[i][1]; }
   return n;
 }
-#define GEMM_NBUFS (10 + 8 + 2 * B_BUFS + NAT_BUFS + 4 * STAGE_BUFS + 2 * DACT_UNITS)
+#define GEMM_NBUFS (11 + 8 + 2 * B_BUFS + NAT_BUFS + 4 * STAGE_BUFS + 2 * DACT_UNITS)
 
 static void gemm_release(gemm_run *r) {
   kir_buf *all[GEMM_NBUFS];
@@ -600,6 +682,23 @@ static void gemm_b_all(gemm_run *r, uint32_t bt, uint32_t mb, uint32_t nbk) {
   }
 }
 
+/* ksplit: k-blocks outside, each k-block of B loaded once; every m-block inside (A streamed). */
+static void gemm_ksplit(gemm_run *r, uint32_t mb) {
+  const gemm *g = r->g;
+  uint32_t ncols = (uint32_t)g->N, j = 0, mcols = lower_min_u32(mb, (uint32_t)g->M);
+  for (uint32_t k0 = 0; k0 < r->KT && !kir_status(r->k); k0 += r->kb, j++) {
+    uint32_t kn = lower_min_u32(r->kb, r->KT - k0);
+    const kir_buf *bs = &r->bres[j % 2];
+    for (uint32_t kt0 = k0; kt0 < k0 + kn; kt0 += r->kc)
+      load_b(r, bs, (kt0 - k0) * ncols, 0, kt0, lower_min_u32(r->kc, k0 + kn - kt0), 0, ncols);
+    kview bv = {bs, ncols, 0, k0};
+    r->k_lo = k0;
+    r->k_hi = k0 + kn;
+    for (uint64_t m0 = 0; m0 < g->M && !kir_status(r->k); m0 += mb)
+      gemm_block(r, 0, m0, (uint32_t)(g->M - m0 < mb ? g->M - m0 : mb), mcols, 0, ncols, NULL, &bv);
+  }
+}
+
 /* The cross-entropy statistics (g->ce_stats): their buffers beside the GEMM's where SBUF has room
 ** for them, and the tensor they go to. */
 static ot_status gemm_ce_begin(gemm_run *r) {
@@ -658,6 +757,10 @@ static ot_status gemm_lower(kir *k, const gemm *g) {
       gemm_b_all(&r, bt, mb, nbk);
       continue;
     }
+    if (r.ksplit) {
+      gemm_ksplit(&r, mb);
+      continue;
+    }
     for (uint64_t m0 = 0; m0 < g->M && !kir_status(k); m0 += mb) {
       uint32_t mrows = (uint32_t)(g->M - m0 < mb ? g->M - m0 : mb);
       uint32_t mcols = lower_min_u32(mb, (uint32_t)g->M);
@@ -714,6 +817,7 @@ static void matmul_gemm(const lower_ctx *c, const ot_gnode *n, gemm *g) {
   g->batches = (uint32_t)lead(y, 2);
   g->a = mm_operand(c, n->in[0]);
   g->a_km = c->a_transposed && c->a_transposed[n - c->g->node];
+  g->a_cb = c->col_block ? c->col_block[n->in[0]] : 0;
   g->a_bs = g->M * g->K;
   g->b = mm_operand(c, n->in[1]);
   g->b_bs = b->ndim > 2 ? g->K * g->N : 0;

@@ -136,6 +136,15 @@ static void test_matmul_spill_long_k(void **state) {
   run_case(&d);
 }
 
+/* A streamed over more m-blocks than one (7 m-tiles, 6 PSUM banks) and B longer than one k-block
+** (25000 x 40 fp32: 196 k-tiles, 153 to a k-block): k-blocks outside, C summed in SBUF in fp32
+** (lower_matmul.c gemm_plan_ksplit), each k-block of B read once. */
+static void test_matmul_split_k(void **state) {
+  (void)state;
+  gemm_case c = {800, 25000, 40, 1, false, false, false, false, false, false};
+  run_case(&c);
+}
+
 /* All of B on chip, m-blocks of two tiles outside (b_all): many m-blocks with a partial last one,
 ** several n-blocks with a partial last one, bias and gelu in the epilogue, a batch sharing B. */
 static void test_linear_rows_outer(void **state) {
@@ -396,6 +405,7 @@ int main(void) {
     cmocka_unit_test(test_matmul_transpose_b),
     cmocka_unit_test(test_linear_rows_outer),
     cmocka_unit_test(test_matmul_spill_long_k),
+    cmocka_unit_test(test_matmul_split_k),
     cmocka_unit_test(test_matmul_fused_transpose_a),
     cmocka_unit_test(test_linear_bias_gelu),
     cmocka_unit_test(test_linear_gelu_both_outputs),
