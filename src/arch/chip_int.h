@@ -45,6 +45,7 @@ struct ot_chip {
   struct {
     uint32_t engines, queues, small_bytes, min_efficient_bytes;
     double engine_gbps, start_latency_ns, issue_ns, chip_gbps;
+    bool transpose;
   } dma;
   struct { uint32_t count; double chip_gbps, hop_latency_ns; } link;
   struct { uint32_t cores; } collective;

@@ -213,7 +213,7 @@ ot_status lower_elem_transpose(lower_ctx *c, const ot_gnode *n) {
   uint64_t total = (uint64_t)ot_gtensor_elems(x);
   bool swap = nd >= 2 && pm[nd - 1] == nd - 2 && pm[nd - 2] == nd - 1;
   for (unsigned d = 0; swap && d + 2 < nd; d++) swap = pm[d] == d;
-  if (swap && (es == 2 || es == 4) && xs[nd - 1] <= UINT32_MAX && xs[nd - 2] <= UINT32_MAX) {
+  if (swap && c->chip->dma.transpose && (es == 2 || es == 4) && xs[nd - 1] <= UINT32_MAX && xs[nd - 2] <= UINT32_MAX) {
     uint64_t M = xs[nd - 2], N = xs[nd - 1], B = total / (M * N);
     for (uint64_t b = 0; b < B && !kir_status(c->k); b++) {
       int64_t ss[2] = {(int64_t)N, 1}, ds[2] = {(int64_t)M, 1};

@@ -51,7 +51,7 @@ static ot_graph *build_attention_head(void) {
 }
 
 static const fragment fragments[] = {
-  {"matmul", "bf16 [256, 192] @ [192, 640]: A transposed on the PE array, B streamed, 2 m-tiles x 2 n-tiles", build_matmul},
+  {"matmul", "bf16 [256, 192] @ [192, 640]: A transposed by the DMA (dma_transpose, trn2), B streamed, 2 m-tiles x 2 n-tiles", build_matmul},
   {"layernorm", "fp32 layernorm of [200, 96] rows: two row tiles (128 + 72), bn_stats/bn_aggr", build_layernorm},
   {"attention", "one causal attention head, S = 160, D = 64, bf16: flash-style, two query tiles", build_attention_head},
 };
