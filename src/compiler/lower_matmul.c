@@ -69,6 +69,7 @@ typedef struct {
   bool ksplit;                       /* A streamed, k-blocks outside (gemm_ksplit): C summed in SBUF */
   uint32_t kb, k_lo, k_hi;           /* k-tiles per k-block; the k-tiles gemm_block sums now */
   bool dma_t;                        /* A [M, K] made K-major by dma_transpose (no PE transposes) */
+  bool dma_tb;                       /* B [N, K] likewise */
   kir_buf cacc;                      /* ksplit: C in fp32, [m-tile][N] per partition */
   kir_buf bres[2], at2;
   kir_buf as[B_BUFS];
@@ -211,6 +212,16 @@ static void load_b(gemm_run *r, const kir_buf *bb, uint32_t boff, uint32_t bt, u
       uint32_t hz[2] = {kp, ncols};
       kir_dma(r->k, kir_ap2(bb, kp, boff + full * ncols, ncols, g->mm),
               kir_hbm_ap(&g->b, base + (uint64_t)(kt0 + full) * r->P * g->N + n0, 2, hs, hz), OT_ENG_COUNT);
+    }
+    return;
+  }
+  if (r->dma_tb) { /* b is [N, K]: each k-tile's columns of the n-block's rows transposed by the DMA */
+    for (uint32_t kk = 0; kk < kcn; kk++) {
+      uint32_t kp = lower_min_u32(r->P, (uint32_t)(g->K - (uint64_t)(kt0 + kk) * r->P));
+      int64_t hs[2] = {(int64_t)g->K, 1};
+      uint32_t hz[2] = {ncols, kp};
+      kir_dma_transpose(r->k, kir_ap2(bb, kp, boff + kk * ncols, ncols, g->mm),
+                        kir_hbm_ap(&g->b, base + n0 * g->K + (uint64_t)(kt0 + kk) * r->P, 2, hs, hz), OT_ENG_COUNT);
     }
     return;
   }
@@ -478,11 +489,14 @@ static ot_status gemm_plan(gemm_run *r) {
   r->KT = lower_ceil_div(g->K, r->P);
   r->nsets = 1;
   /* A [M, K] made K-major by the DMA where the chip can (Trn2+) and A is kept in the matmul type:
-  ** no PE transposes, no PSUM copies, two more PSUM banks for accumulators (GPT-2 124M, one trn2
-  ** core B2: 52.66 -> 51.25 ms; the lm_head dx GEMM's copies held the TensorE behind the ScalarE,
-  ** busy with the loss backward beside it) */
+  ** no PE transposes, no PSUM copies (GPT-2 124M, one trn2 core B2: 52.66 -> 51.25 ms; the lm_head
+  ** dx GEMM's copies held the TensorE behind the ScalarE, busy with the loss backward beside it);
+  ** B [N, K] likewise (the weights' bf16 copies of the dx GEMMs: 51.25 -> 50.97 ms).  The PSUM
+  ** banks the PE transposes would use stay unused: giving them to accumulators reshapes the
+  ** blocks, measured slower (51.40 ms; the block forward 0.393 -> 0.401 ms), except in ksplit. */
   r->dma_t = chip->dma.transpose && !g->a_km && esz(g->mm) == 2 && g->a.dtype == (uint8_t)g->mm &&
              (!g->a_cb || g->a_cb % r->P == 0);
+  r->dma_tb = chip->dma.transpose && g->b_nk && esz(g->mm) == 2 && g->b.dtype == (uint8_t)g->mm; /* B [N, K] too */
   bool transposes = !g->a_km || g->b_nk;
   uint32_t banks = chip->psum.banks - (transposes ? 2 : 0);
   if (banks > 8) banks = 8;
@@ -586,7 +600,7 @@ static ot_status gemm_alloc(gemm_run *r) {
     for (int i = 0; i < DACT_UNITS; i++)
       for (unsigned j = 0; j < r->dprog.n_tmp; j++) kir_alloc(k, OT_MEM_SBUF, r->P, r->NT * 4, &r->dtmp[i][j]);
   }
-  if ((!g->a_km && !r->dma_t) || g->b_nk) {
+  if ((!g->a_km && !r->dma_t) || (g->b_nk && !r->dma_tb)) {
     uint32_t nat = g->a_km || r->stream_a ? r->kc * r->P : (uint32_t)g->K;
     if (g->b_nk && r->kc * r->P > nat) nat = r->kc * r->P;
     /* several row tiles in flight: each load overlaps the previous tile's transposes */

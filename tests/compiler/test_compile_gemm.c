@@ -35,9 +35,7 @@ typedef struct {
   bool transpose_b, a_km, linear, bias, gelu, bf16;
 } gemm_case;
 
-/* run_case's input a in bf16 (the matmul type) rather than fp32: on trn2 the DMA then makes it
-** K-major (dma_transpose), with no PE transposes. */
-static bool a_bf16;
+
 
 /* y[b, m, n] = sum_k a[b, m, k] * w[(b,) k, n] (+ bias[n]) (gelu) */
 static void reference(const gemm_case *gc, const float *a, const float *w, const float *bias, double *y) {
@@ -57,7 +55,7 @@ static void reference(const gemm_case *gc, const float *a, const float *w, const
       }
 }
 
-static ot_graph *build(const gemm_case *gc) {
+static ot_graph *build(const gemm_case *gc, bool a_bf16) {
   ot_graph *g = ot_graph_new();
   int64_t as[3], ws[2], bs[1] = {gc->N};
   unsigned and = 0;
@@ -66,7 +64,8 @@ static ot_graph *build(const gemm_case *gc) {
   ws[0] = gc->transpose_b ? gc->N : gc->K;
   ws[1] = gc->transpose_b ? gc->K : gc->N;
   ot_tid a = ot_graph_input(g, "a", a_bf16 ? OT_DT_BF16 : OT_DT_FP32, and, as);
-  ot_tid w = ot_graph_weight(g, "w", OT_DT_FP32, 2, ws);
+  /* (a bf16 w is an input: a weight read transposed would get a K-major matmul-type copy) */
+  ot_tid w = a_bf16 ? ot_graph_input(g, "w", OT_DT_BF16, 2, ws) : ot_graph_weight(g, "w", OT_DT_FP32, 2, ws);
   if (gc->a_km) {
     int64_t perm[3] = {0, 1, 2};
     perm[and - 2] = and - 1;
@@ -85,8 +84,10 @@ static ot_graph *build(const gemm_case *gc) {
   return g;
 }
 
-static void run_case(const gemm_case *gc) {
-  ot_graph *g = build(gc);
+/* a_bf16: a and w in bf16 (the matmul type) rather than fp32: on trn2 the DMA then makes a [M, K]
+** and a transposed w [N, K] K-major (dma_transpose), with no PE transposes. */
+static void run_case_typed(const gemm_case *gc, bool a_bf16) {
+  ot_graph *g = build(gc, a_bf16);
   assert_int_equal(ot_graph_status(g), OT_OK);
   ot_program *p = dev_compile(g, gc->bf16 ? OT_DT_BF16 : OT_DT_FP32);
   ot_error err;
@@ -102,14 +103,16 @@ static void run_case(const gemm_case *gc) {
   fill(w, nw, 2);
   fill(bias, (size_t)gc->N, 3);
   if (a_bf16) {
-    uint16_t *a16 = malloc(na * sizeof *a16);
-    for (size_t i = 0; i < na; i++) a16[i] = ot_f32_to_bf16(a[i]);
-    assert_int_equal(ot_device_write(d, "a", OT_DT_BF16, a16, na * 2), OT_OK);
-    free(a16);
+    uint16_t *h = malloc((na > nw ? na : nw) * sizeof *h);
+    for (size_t i = 0; i < na; i++) h[i] = ot_f32_to_bf16(a[i]);
+    assert_int_equal(ot_device_write(d, "a", OT_DT_BF16, h, na * 2), OT_OK);
+    for (size_t i = 0; i < nw; i++) h[i] = ot_f32_to_bf16(w[i]);
+    assert_int_equal(ot_device_write(d, "w", OT_DT_BF16, h, nw * 2), OT_OK);
+    free(h);
   } else {
     assert_int_equal(ot_device_write(d, "a", OT_DT_FP32, a, na * 4), OT_OK);
+    assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, nw * 4), OT_OK);
   }
-  assert_int_equal(ot_device_write(d, "w", OT_DT_FP32, w, nw * 4), OT_OK);
   if (gc->bias) assert_int_equal(ot_device_write(d, "bias", OT_DT_FP32, bias, (size_t)gc->N * 4), OT_OK);
   dev_run_checked(d, "gemm", false);
   if (a_bf16) { /* y takes a's type: bf16, one rounding of the fp32 result */
@@ -134,6 +137,8 @@ static void run_case(const gemm_case *gc) {
   ot_graph_free(g);
 }
 
+static void run_case(const gemm_case *gc) { run_case_typed(gc, false); }
+
 static void test_matmul_odd_shapes(void **state) {
   (void)state;
   gemm_case cases[] = {
@@ -144,9 +149,8 @@ static void test_matmul_odd_shapes(void **state) {
     {200, 300, 600, 1, false, false, true, true, true, true},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
-  a_bf16 = true; /* the bf16 cases again with A in bf16: dma_transpose, partial k- and m-tiles */
-  for (size_t i = 2; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
-  a_bf16 = false;
+  /* the bf16 cases again with A in bf16: dma_transpose, partial k- and m-tiles */
+  for (size_t i = 2; i < sizeof cases / sizeof cases[0]; i++) run_case_typed(&cases[i], true);
 }
 
 /* K so long that A^T of one m-tile does not fit in the kernel's SBUF budget: A is streamed. */
@@ -183,6 +187,9 @@ static void test_matmul_transpose_b(void **state) {
   (void)state;
   gemm_case c = {130, 140, 150, 1, true, false, false, false, false, true};
   run_case(&c);
+  gemm_case d = {300, 200, 130, 1, true, false, false, false, false, true};
+  run_case_typed(&c, true); /* a and w in bf16: both made K-major by dma_transpose */
+  run_case_typed(&d, true);
 }
 
 static void test_matmul_fused_transpose_a(void **state) {
@@ -348,7 +355,7 @@ static void test_linear_bias_gelu(void **state) {
 ** a[5] = NaN when asked.  The caller runs it and frees *g, *p and the device. */
 static ot_device *fc_device(bool nan, ot_graph **g, ot_program **p) {
   gemm_case gc = {8, 16, 24, 1, false, false, true, false, false, false};
-  *g = build(&gc);
+  *g = build(&gc, false);
   *p = dev_compile(*g, OT_DT_FP32);
   ot_error err;
   ot_error_clear(&err);
