@@ -136,6 +136,36 @@ static ot_status num_read(num_ctx *c, const char *name, int64_t n) {
   return OT_OK;
 }
 
+/* The device tensor that holds [rows, cols] tensor x in column blocks (compile.c column_block:
+** "<name>^C<w>", block b holding columns [b w, b w + w) of every row, the last block narrower):
+** its name into name and w, or 0 where there is none. */
+static uint32_t num_blocked(num_ctx *c, const ot_gtensor *x, char *name, size_t cap) {
+  size_t n = strlen(x->name), count = ot_device_tensor_count(c->dev);
+  for (size_t i = 0; x->ndim == 2 && i < count; i++) {
+    ot_tensor_desc d;
+    if (ot_device_tensor(c->dev, i, &d) || strncmp(d.name, x->name, n) || strncmp(d.name + n, "^C", 2)) continue;
+    unsigned long w = strtoul(d.name + n + 2, NULL, 10);
+    if (!w || w > UINT32_MAX || !d.has_value || (size_t)snprintf(name, cap, "%s", d.name) >= cap) return 0;
+    return (uint32_t)w;
+  }
+  return 0;
+}
+
+/* c->buf, read in column blocks of w, back to row-major [rows, cols]. */
+static ot_status num_unblock(num_ctx *c, uint64_t rows, uint64_t cols, uint32_t w) {
+  uint64_t n = rows * cols;
+  float *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+  if (!v) return ot_error_set(c->err, OT_ENOMEM, "check-numerics: out of memory");
+  for (uint64_t b0 = 0; b0 < cols; b0 += w) {
+    uint64_t wb = cols - b0 < w ? cols - b0 : w;
+    for (uint64_t r = 0; r < rows; r++)
+      memcpy(&v[r * cols + b0], &c->buf[b0 * rows + r * wb], (size_t)wb * sizeof *v);
+  }
+  memcpy(c->buf, v, (size_t)n * sizeof *v);
+  free(v);
+  return OT_OK;
+}
+
 /* ---- the reference side -------------------------------------------------------------------- */
 
 static ot_status num_ref_leaf(num_ctx *c, ot_tid t) {
@@ -181,9 +211,13 @@ static const char *num_consumer(const ot_graph *g, uint32_t after, ot_tid t) {
 static ot_status num_compare_output(num_ctx *c, numerics_node *nd, ot_tid t) {
   const ot_gtensor *x = &c->mg.g->t[t];
   const char *src = num_source(c, t);
+  char blocked[400];
+  uint32_t w = src ? 0 : num_blocked(c, x, blocked, sizeof blocked);
+  if (w) src = blocked;
   if (!src) return OT_OK;
   int64_t n = ot_gtensor_elems(x);
   if (num_read(c, src, n)) return c->err->code;
+  if (w && num_unblock(c, (uint64_t)x->shape[0], (uint64_t)x->shape[1], w)) return c->err->code;
   ot_tol_err e = ot_tol_compare(c->buf, c->ref[t], n, c->tol);
   nd->n_out_compared++;
   if (e.max_abs > nd->max_abs || nd->n_out_compared == 1) nd->max_abs = e.max_abs;

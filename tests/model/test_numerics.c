@@ -35,10 +35,12 @@ typedef struct {
   int32_t ids[NT_B * NT_S], targets[NT_B * NT_S];
 } nt_case;
 
-static void nt_setup(nt_case *c, const char *preset) {
+/* vocab: a vocabulary size in place of the preset's (0: the preset's). */
+static void nt_setup_vocab(nt_case *c, const char *preset, uint32_t vocab) {
   ot_error err;
   ot_error_clear(&err);
   assert_int_equal(ot_model_config_preset(preset, &c->cfg, &err), OT_OK);
+  if (vocab) c->cfg.vocab_size = vocab;
   assert_int_equal(ot_model_params_alloc(&c->cfg, &c->params, &err), OT_OK);
   ot_model_params_init(&c->params, 7);
   assert_int_equal(ot_chip_open("trn2", &c->chip, &err), OT_OK);
@@ -48,6 +50,8 @@ static void nt_setup(nt_case *c, const char *preset) {
     c->targets[i] = (unsigned char)text[(i + 1) % (int)(sizeof text - 1)];
   }
 }
+
+static void nt_setup(nt_case *c, const char *preset) { nt_setup_vocab(c, preset, 0); }
 
 static void nt_teardown(nt_case *c) {
   ot_model_params_free(&c->params);
@@ -86,9 +90,9 @@ static uint32_t nt_graph_nodes(const nt_case *c, uint32_t *heads) {
   return n;
 }
 
-static void nt_expect_pass(const char *preset, bool fp32, bool fuse) {
+static void nt_expect_pass_vocab(const char *preset, uint32_t vocab, bool fp32, bool fuse) {
   nt_case c;
-  nt_setup(&c, preset);
+  nt_setup_vocab(&c, preset, vocab);
   numerics_opts o = nt_opts(&c, fp32, fuse);
   numerics_report r;
   nt_run(&o, &r);
@@ -116,7 +120,30 @@ static void nt_expect_pass(const char *preset, bool fp32, bool fuse) {
   nt_teardown(&c);
 }
 
+static void nt_expect_pass(const char *preset, bool fp32, bool fuse) { nt_expect_pass_vocab(preset, 0, fp32, fuse); }
+
 static void test_gpt2_bf16(void **state) { (void)state; nt_expect_pass("gpt2-tiny", false, true); }
+/* A vocabulary wider than the loss's 2048-column chunk: the logits gradient is kept in column
+** blocks ("<name>^C2048", compile.c column_block) and read back through them -- the loss
+** backward is compared, not reported as fused. */
+static void test_gpt2_wide_vocab(void **state) {
+  (void)state;
+  nt_expect_pass_vocab("gpt2-tiny", 2100, false, true);
+  nt_case c;
+  nt_setup_vocab(&c, "gpt2-tiny", 2100);
+  numerics_opts o = nt_opts(&c, false, true);
+  numerics_report r;
+  nt_run(&o, &r);
+  bool seen = false;
+  for (uint32_t i = 0; i < r.n_nodes; i++)
+    if (!strcmp(r.nodes[i].op, "cross_entropy_bwd")) {
+      seen = true;
+      assert_int_equal(r.nodes[i].state, NUMERICS_COMPARED);
+    }
+  assert_true(seen);
+  numerics_report_free(&r);
+  nt_teardown(&c);
+}
 static void test_gpt2_fp32(void **state) { (void)state; nt_expect_pass("gpt2-tiny", true, true); }
 static void test_gpt2_unfused(void **state) { (void)state; nt_expect_pass("gpt2-tiny", false, false); }
 static void test_llama_bf16(void **state) { (void)state; nt_expect_pass("llama-tiny", false, true); }
@@ -337,6 +364,7 @@ int main(void) {
     cmocka_unit_test(test_fault_gpt2_weight),
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_storage_types),
+    cmocka_unit_test(test_gpt2_wide_vocab),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
