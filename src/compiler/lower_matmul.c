@@ -157,8 +157,8 @@ static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, u
       uint32_t kp = lower_min_u32(r->P, (uint32_t)(g->K - (uint64_t)kt * r->P));
       for (uint32_t c = 0, n; c < mrows; c += n) {
         n = a_piece(g, m0 + c, mrows - c);
-        kir_dma(r->k, kir_ap2(dst, kp, (kt - kt0) * mcols + c, n, g->mm), a_hbm(g, base, g->K, g->M, (uint64_t)kt * r->P, kp, m0 + c, n),
-                OT_ENG_COUNT);
+        ot_ap src = a_hbm(g, base, g->K, g->M, (uint64_t)kt * r->P, kp, m0 + c, n);
+        kir_dma(r->k, kir_ap2(dst, kp, (kt - kt0) * mcols + c, n, g->mm), src, OT_ENG_COUNT);
       }
     }
     return;
@@ -178,8 +178,8 @@ static void load_at(gemm_run *r, const kir_buf *dst, uint32_t bt, uint64_t m0, u
     const kir_buf *nat = &r->anat[r->nat_rot++ % r->nat_n];
     for (uint32_t c = 0, n; c < kcols; c += n) {
       n = a_piece(g, (uint64_t)kt0 * r->P + c, kcols - c);
-      kir_dma(r->k, kir_ap2(nat, mp, c, n, g->mm), a_hbm(g, base, g->M, g->K, m0 + (uint64_t)mi * r->MT, mp, (uint64_t)kt0 * r->P + c, n),
-              OT_ENG_COUNT);
+      ot_ap src = a_hbm(g, base, g->M, g->K, m0 + (uint64_t)mi * r->MT, mp, (uint64_t)kt0 * r->P + c, n);
+      kir_dma(r->k, kir_ap2(nat, mp, c, n, g->mm), src, OT_ENG_COUNT);
     }
     transpose_blocks(r, nat, mp, 0, kcols, dst, mi * r->MT, mcols);
   }
@@ -324,8 +324,9 @@ static void evacuate_ksplit(gemm_run *r, uint64_t m, uint32_t mp, uint32_t ncols
     ot_ap cur = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
     ot_ap c = kir_ap2(&r->cacc, mp, row + ni * r->NT, nn, OT_DT_FP32);
     if (first && !last) kir_activate(k, OT_ENG_SCALAR, c, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
-    else if (first) kir_activate(k, OT_ENG_SCALAR, kir_ap2(st, mp, ni * r->NT, nn, g->ydt), cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
-    else kir_tt(k, OT_ENG_VECTOR, last ? kir_ap2(st, mp, ni * r->NT, nn, g->ydt) : c, c, cur, OT_ALU_ADD);
+    ot_ap y = kir_ap2(st, mp, ni * r->NT, nn, g->ydt);
+    if (first && last) kir_activate(k, OT_ENG_SCALAR, y, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+    if (!first) kir_tt(k, OT_ENG_VECTOR, last ? y : c, c, cur, OT_ALU_ADD);
   }
   if (!last) return;
   int64_t hs[2] = {(int64_t)g->N, 1};
@@ -474,7 +475,7 @@ static void gemm_plan_ksplit(gemm_run *r, uint32_t mtiles) {
     return;
   r->ksplit = true;
   r->kb = (uint32_t)kb;
-  if (r->dma_t && !g->b_nk) /* no PE transposes at all: their two PSUM banks hold accumulators */
+  if (r->dma_t && (!g->b_nk || r->dma_tb)) /* no PE transposes: their two PSUM banks hold accumulators */
     r->mt_blk = lower_min_u32(lower_min_u32(kir_chip(r->k)->psum.banks, 8) / r->nt_blk, mtiles);
 }
 
