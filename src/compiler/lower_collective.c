@@ -38,7 +38,6 @@ static ot_engine lc_part(uint32_t f, int e, uint32_t *c0, uint32_t *n) {
 /* The squares of a slice's reduced values (lc_norm): summed per partition into col by the
 ** ScalarE (idle in the all-reduce), added into sum [P, 1] by the VectorE. */
 typedef struct {
-  bool on;
   kir_buf sq, col, sum, ones, ps, res;
 } lc_squares;
 
@@ -107,7 +106,6 @@ static void squares_begin(kir *k, lc_squares *q) {
   kir_alloc(k, OT_MEM_PSUM, 1, 4, &q->ps);
   kir_memset(k, OT_ENG_VECTOR, kir_ap2(&q->sum, P, 0, 1, OT_DT_FP32), 0.0f);
   kir_memset(k, OT_ENG_GPSIMD, kir_ap2(&q->ones, P, 0, 1, OT_DT_FP32), 1.0f);
-  q->on = true;
 }
 
 /* The partitions' sums added on the TensorE (fp32) into partials[c]. */
@@ -147,7 +145,7 @@ static ot_status reduce_slice(kir *k, unsigned c, unsigned cores, unsigned n_t, 
     base += elems[t];
     if (base >= s_hi) break;
   }
-  if (q.on) squares_end(k, &q, norm, c);
+  if (norm) squares_end(k, &q, norm, c);
   for (unsigned i = 0; i < LC_TMP; i++) kir_release(k, &tmp[i]);
   for (int i = 0; i < 2; i++) kir_release(k, &acc[i]);
   return kir_status(k);

@@ -312,7 +312,7 @@ static void evacuate(gemm_run *r, uint32_t bt, uint64_t m, uint32_t mp, uint64_t
 
 /* ksplit: one k-block's sums of an m-tile leave PSUM into C in SBUF (copied by the first k-block,
 ** added by the others, in k order); the last k-block's add writes y's type into the staging tile,
-** which is stored. */
+** which is stored.  (A split GEMM has at least two k-blocks: gemm_plan_ksplit.) */
 static void evacuate_ksplit(gemm_run *r, uint64_t m, uint32_t mp, uint32_t ncols, uint32_t mi) {
   const gemm *g = r->g;
   kir *k = r->k;
@@ -323,10 +323,8 @@ static void evacuate_ksplit(gemm_run *r, uint64_t m, uint32_t mp, uint32_t ncols
     uint32_t nn = lower_min_u32(r->NT, ncols - ni * r->NT);
     ot_ap cur = kir_ap2(&r->acc[mi * r->nt_blk + ni], mp, 0, nn, OT_DT_FP32);
     ot_ap c = kir_ap2(&r->cacc, mp, row + ni * r->NT, nn, OT_DT_FP32);
-    if (first && !last) kir_activate(k, OT_ENG_SCALAR, c, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
-    ot_ap y = kir_ap2(st, mp, ni * r->NT, nn, g->ydt);
-    if (first && last) kir_activate(k, OT_ENG_SCALAR, y, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
-    if (!first) kir_tt(k, OT_ENG_VECTOR, last ? y : c, c, cur, OT_ALU_ADD);
+    if (first) kir_activate(k, OT_ENG_SCALAR, c, cur, OT_ACT_COPY, 1.0f, NULL, NULL, NULL);
+    else kir_tt(k, OT_ENG_VECTOR, last ? kir_ap2(st, mp, ni * r->NT, nn, g->ydt) : c, c, cur, OT_ALU_ADD);
   }
   if (!last) return;
   int64_t hs[2] = {(int64_t)g->N, 1};

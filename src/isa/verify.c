@@ -303,6 +303,9 @@ static void check_dma(vctx *v) {
               (unsigned long long)ot_ap_elems(src));
     return;
   }
+  if (!v->chip->dma.transpose)
+    violate(v, OT_RULE_DMA_TRANSPOSE, "chip %s has no DMA transpose (dma.transpose is false): transpose on the PE array",
+            v->chip->name);
   size_t es = ot_dtype_size((ot_dtype)src->dtype);
   if (dst->dtype != src->dtype || (es != 2 && es != 4))
     violate(v, OT_RULE_DMA_TRANSPOSE, "types %s -> %s; DMA transpose needs one 2- or 4-byte type", dt(src), dt(dst));

@@ -14,10 +14,10 @@
 ** the reference (compiler/graph_tol.h: |dev - ref| <= atol * max|ref| + rtol * |ref|, the bf16
 ** pair whenever the matmul operands are bf16, else the fp32 pair).  A reshape's output is read
 ** through its input (the same bytes), a tensor kept in column blocks ("<name>^C<w>", the logits
-** gradient of a wide vocabulary) back into row order; a node whose every output fusion folded away (a matmul
-** whose activation or residual add runs in its epilogue, a transpose read by the GEMM) is
-** reported as fused, naming the node it is folded into, whose output checks both.  The run has
-** the race checker on: an unsynchronised access (a compiler bug that makes values depend on
+** gradient of a wide vocabulary) back into row order; a node whose every output fusion folded
+** away (a matmul whose activation or residual add runs in its epilogue, a transpose read by the
+** GEMM) is reported as fused, naming the node it is folded into, whose output checks both.  The
+** run has the race checker on: an unsynchronised access (a compiler bug that makes values depend on
 ** timing) is reported with the comparison.
 ** docs/training.md ("Checking numerics") has the tolerances and the measured errors. */
 #ifndef OT_MODEL_NUMERICS_H

@@ -133,8 +133,6 @@ static void dma_matrix(const ot_view *v, uint64_t *rows, uint64_t *cols) {
 
 static ot_status dma_transpose(ot_exec_op *e) {
   const ot_view *d = &e->v[1], *s = &e->v[2];
-  if (!e->x->chip->dma.transpose)
-    return exec_fail(e, "chip %s has no DMA transpose (dma.transpose is false: transpose on the PE array)", e->x->chip->name);
   if (d->dtype != s->dtype || (s->esize != 2 && s->esize != 4))
     return exec_fail(e, "types %s -> %s; DMA transpose needs one 2- or 4-byte type", ot_dtype_name(s->dtype),
                      ot_dtype_name(d->dtype));

@@ -21,6 +21,8 @@ typedef struct {
   int32_t patch_label; /* >= 0: set the first instruction's label operand to this after assembly */
 } rule_case;
 
+/* a 4 x 4 fp32 transpose from HBM into 4 partitions, well formed */
+#define DMA_T_OK ".engine sync\n dma_transpose q0, sb.fp32[0:4]@0[1,4], $x[128,4][1,4], s0\n"
 static const rule_case cases[] = {
   {OT_RULE_ENGINE, "trn2", ".engine tensor\n activate sb.fp32[0:128]@0[1,4], sb.fp32[0:128]@0[1,4], exp\n", -1},
   {OT_RULE_OPERAND_MEM, "trn2", ".engine tensor\n matmul sb.fp32[0:128]@0[1,4], sb.bf16[0:128]@0[1,4]\n", -1},
@@ -50,6 +52,8 @@ static const rule_case cases[] = {
   {OT_RULE_REDUCE_AXES, "trn2", ".engine vector\n tensor_reduce sb.fp32[0:128]@0, sb.fp32[0:128]@64[1,4], add, axes=3\n", -1},
   {OT_RULE_DMA_SHAPE, "trn2", ".engine sync\n dma_copy q0, sb.fp32[0:128]@0[1,4], $x[512,128][1,8], s0\n", -1},
   {OT_RULE_DMA_TRANSPOSE, "trn2", ".engine sync\n dma_transpose q0, sb.fp32[0:128]@0[1,4], $x[512,128][1,4], s0\n", -1},
+  /* a well-formed transpose on a chip without a DMA transpose (NC-v2) */
+  {OT_RULE_DMA_TRANSPOSE, "trn1", DMA_T_OK, -1},
   {OT_RULE_DMA_INDIRECT, "trn2", ".engine sync\n dma_gather q0, sb.fp32[0:128]@0[1,8], $x[512,128][1,4], sb.int32[0:128]@64, s0\n", -1},
   {OT_RULE_DMA_INDEX, "trn2", ".engine gpsimd\n dma_scatter_add q1, $x[512,128][1,4], sb.fp32[0:128]@0[1,4], sb.fp32[0:128]@64, s0\n", -1},
   {OT_RULE_ACT_ALPHA, "trn2", ".engine scalar\n activate sb.fp32[0:128]@0[1,4], sb.fp32[0:128]@0[1,4], exp, alpha=0.5\n", -1},
@@ -88,6 +92,24 @@ static void test_each_rule_rejects(void **state) {
     ot_chip_free(chip);
     ot_program_free(p);
   }
+}
+
+/* The well-formed transpose of the trn1 case above verifies clean on trn2: only the chip's missing
+** DMA transpose rejects it there, and the message names the field. */
+static void test_dma_transpose_needs_the_chip(void **state) {
+  (void)state;
+  ot_program *p = assemble(DMA_T_OK);
+  ot_chip *trn1, *trn2;
+  assert_int_equal(ot_chip_preset("trn1", &trn1, NULL), OT_OK);
+  assert_int_equal(ot_chip_preset("trn2", &trn2, NULL), OT_OK);
+  ot_error err;
+  ot_error_clear(&err);
+  assert_int_equal(ot_program_verify(p, trn2, &err), OT_OK);
+  assert_int_equal(ot_program_verify(p, trn1, &err), OT_EVERIFY);
+  assert_non_null(strstr(err.msg, "dma.transpose is false"));
+  ot_chip_free(trn1);
+  ot_chip_free(trn2);
+  ot_program_free(p);
 }
 
 static void test_every_rule_has_a_case(void **state) {
@@ -193,6 +215,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_each_rule_rejects),
     cmocka_unit_test(test_every_rule_has_a_case),
+    cmocka_unit_test(test_dma_transpose_needs_the_chip),
     cmocka_unit_test(test_examples_verify_clean),
     cmocka_unit_test(test_all_violations_in_one_pass),
     cmocka_unit_test(test_limits_come_from_the_chip),
